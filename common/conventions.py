@@ -1,0 +1,75 @@
+"""Every convention that differs between frameworks, written once.
+
+Each function here is a classic porting bug made explicit; the implementations
+call these and never restate the arithmetic. See docs and DESIGN.md.
+
+- LRN: the spec keeps the paper's convention (alpha not divided by the window
+  size n). PyTorch ``LocalResponseNorm`` and MXNet ``LRN`` divide alpha by n;
+  TensorFlow ``local_response_normalization`` takes a radius r (n = 2r + 1) and
+  does not divide.
+- Layout: canonical tensors are OIHW convolutions and ``(out, in)`` dense
+  weights (PyTorch's and MXNet's own layout). TensorFlow/Keras uses HWIO kernels
+  and ``(in, out)`` dense kernels, on NHWC activations.
+- Flatten order: canonical is C*H*W (channels-first). Keras flattens NHWC maps in
+  H*W*C order, so the dense layer right after a flatten has its input rows permuted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from common.spec import LRN
+
+
+def lrn_alpha_divided_by_size(lrn: LRN) -> float:
+    """The ``alpha`` to pass to PyTorch ``LocalResponseNorm`` / MXNet ``LRN``, which
+    compute ``alpha / size * sum(a^2)``: multiply ours by the window size."""
+    return lrn.alpha * lrn.size
+
+
+def lrn_depth_radius(lrn: LRN) -> int:
+    """TensorFlow's ``depth_radius``: the window is ``2 * radius + 1`` channels."""
+    return (lrn.size - 1) // 2
+
+
+def oihw_to_hwio(kernel: np.ndarray) -> np.ndarray:
+    """Canonical convolution kernel to Keras's layout (grouped kernels included:
+    ``(O, I/g, H, W)`` becomes ``(H, W, I/g, O)``)."""
+    return np.ascontiguousarray(kernel.transpose(2, 3, 1, 0))
+
+
+def hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
+    """Inverse of ``oihw_to_hwio``."""
+    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+def hwc_to_chw_index(c: int, h: int, w: int) -> np.ndarray:
+    """``perm[j]`` is the channels-first (C*H*W) position of the j-th element of an
+    H*W*C flatten: ``chw_vector[perm] == hwc_vector``."""
+    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
+def dense_to_keras(weight: np.ndarray, flatten_chw: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Canonical ``(out, in)`` dense weight to a Keras ``(in, out)`` kernel. Give
+    ``flatten_chw`` for the first dense layer after a flatten of a (C, H, W) map:
+    its input rows are then reordered from C*H*W to Keras's H*W*C."""
+    if flatten_chw is not None:
+        weight = weight[:, hwc_to_chw_index(*flatten_chw)]
+    return np.ascontiguousarray(weight.T)
+
+
+def dense_from_keras(kernel: np.ndarray, flatten_chw: tuple[int, int, int] | None = None) -> np.ndarray:
+    """Inverse of ``dense_to_keras``."""
+    weight = kernel.T
+    if flatten_chw is not None:
+        restored = np.empty_like(weight)
+        restored[:, hwc_to_chw_index(*flatten_chw)] = weight
+        weight = restored
+    return np.ascontiguousarray(weight)
+
+
+def hwc_flat_to_chw(x: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
+    """A batch of H*W*C-flattened rows (Keras's Flatten on NHWC) in canonical C*H*W order."""
+    out = np.empty_like(x)
+    out[:, hwc_to_chw_index(*chw)] = x
+    return out

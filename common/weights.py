@@ -1,0 +1,104 @@
+"""Canonical weights: one framework-neutral layout, a seeded initializer, safe files.
+
+Layout: ``<layer>.weight`` is OIHW for a convolution and ``(out, in)`` for a
+dense layer, whose inputs after a flatten are in C*H*W order; ``<layer>.bias``
+is ``(out,)``. All float32. Files are safetensors (no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from common.shapes import param_shapes
+from common.spec import SpecError, Variant
+
+Weights = dict[str, np.ndarray]
+
+
+class WeightsError(SpecError):
+    """Weights that do not fit a variant, or a file that is not a weights file."""
+
+
+def init_weights(variant: Variant, seed: int = 0) -> Weights:
+    """Seeded He-normal weights (std sqrt(2 / fan_in)) so that, through ReLUs, every
+    layer's output keeps the scale of its input; small random biases so that no
+    ReLU is all on or all off. Float32, canonical layout."""
+    rng = np.random.default_rng(seed)
+    weights: Weights = {}
+    for key, shape in param_shapes(variant).items():
+        if key.endswith(".weight"):
+            fan_in = int(np.prod(shape[1:]))
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+        else:
+            value = rng.standard_normal(shape) * 0.1
+        weights[key] = value.astype(np.float32)
+    return weights
+
+
+def validate(variant: Variant, weights: Weights) -> None:
+    """Raise WeightsError naming the first problems: missing or unexpected keys,
+    wrong shapes, non-finite values."""
+    expected = param_shapes(variant)
+    problems = [f"missing key {k!r} (shape {expected[k]})" for k in expected if k not in weights]
+    problems += [f"unexpected key {k!r}" for k in weights if k not in expected]
+    for key, shape in expected.items():
+        if key in weights:
+            value = np.asarray(weights[key])
+            if value.shape != shape:
+                problems.append(f"key {key!r} has shape {value.shape}, expected {shape}")
+            elif not np.issubdtype(value.dtype, np.floating):
+                problems.append(f"key {key!r} has dtype {value.dtype}, expected a float type")
+            elif not np.all(np.isfinite(value)):
+                problems.append(f"key {key!r} holds NaN or Inf values")
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise WeightsError(f"weights do not fit variant {variant.name!r} "
+                           f"(input {'x'.join(map(str, variant.input_shape))}): {shown}")
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+    Refuses to replace an existing file unless ``overwrite``."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path: Path, variant: Variant, weights: Weights, *, overwrite: bool = False) -> None:
+    """Validate, then write canonical weights as safetensors, atomically."""
+    from safetensors.numpy import save
+
+    validate(variant, weights)
+    data = save({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()},
+                metadata={"variant": variant.name, "layout": "canonical-oihw-out_in-chw"})
+    atomic_write_bytes(Path(path), data, overwrite=overwrite)
+
+
+def load_weights(path: Path, variant: Variant) -> Weights:
+    """Read a canonical safetensors file (never unpickles) and validate it against the variant."""
+    from safetensors.numpy import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist or is not a file")
+    try:
+        weights = load(path.read_bytes())
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise WeightsError(f"{path} is not a valid safetensors file ({exc}); canonical weights "
+                           f"are written by 'alexnet' or safetensors.numpy.save_file") from None
+    validate(variant, weights)
+    return {k: v.astype(np.float32, copy=False) for k, v in weights.items()}

@@ -1,0 +1,67 @@
+"""The interface the crosscheck drives, and the registry of framework backends.
+
+A backend is imported only when used, so a missing framework is reported as
+skipped instead of failing the whole run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any, Protocol
+
+import numpy as np
+
+from common.spec import Variant
+from common.weights import Weights
+
+#: framework name -> (backend module, the package that must be importable)
+FRAMEWORKS: dict[str, tuple[str, str]] = {
+    "pytorch": ("impls.pytorch.backend", "torch"),
+    "mxnet": ("impls.mxnet_gluon.backend", "mxnet"),
+    "tensorflow": ("impls.tensorflow.backend", "tensorflow"),
+}
+
+
+class FrameworkUnavailable(RuntimeError):
+    """The framework, or the requested device for it, is not available here."""
+
+
+class Backend(Protocol):
+    """What each ``impls/<framework>/backend.py`` provides."""
+
+    name: str
+
+    def version(self) -> str:
+        """The framework's version string."""
+
+    def use_device(self, device: str) -> str:
+        """Select ``"cpu"`` or ``"gpu"`` (TF32 off on GPUs); return a description of it.
+        Raises FrameworkUnavailable if the device is not there."""
+
+    def build(self, variant: Variant, weights: Weights) -> Any:
+        """The framework's model for ``variant`` on the selected device, in eval mode,
+        holding ``weights`` (canonical layout)."""
+
+    def export_weights(self, model: Any) -> Weights:
+        """The model's parameters back in the canonical layout, as float32 NumPy arrays."""
+
+    def layer_outputs(self, model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every spec layer's eval-mode output for the NCHW float32 batch ``x``, keyed
+        by layer name, as NumPy arrays in canonical layout (NCHW, C*H*W flatten)."""
+
+
+def is_installed(framework: str) -> bool:
+    """Whether the framework's package can be imported (without importing it)."""
+    return importlib.util.find_spec(FRAMEWORKS[framework][1]) is not None
+
+
+def load_backend(framework: str) -> Backend:
+    """Import and return the backend for ``framework``; FrameworkUnavailable if absent."""
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}")
+    module_name, package = FRAMEWORKS[framework]
+    if not is_installed(framework):
+        raise FrameworkUnavailable(f"{framework}: package {package!r} is not installed "
+                                   f"(pip install 'alexnet-crosscheck[{framework}]')")
+    return importlib.import_module(module_name).BACKEND

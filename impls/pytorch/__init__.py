@@ -1,0 +1,1 @@
+"""AlexNet in PyTorch: an ``nn.Sequential`` with one child per spec layer."""
