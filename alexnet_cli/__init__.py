@@ -1,0 +1,1 @@
+"""The ``alexnet`` command line: one entry point dispatching to each subcommand."""

@@ -1,0 +1,44 @@
+"""Argument types shared by the subcommands: each rejects bad input with a clear message."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def choice_list(choices: list[str], allow_all: bool = False) -> Callable[[str], list[str]]:
+    """A comma-separated list of names from ``choices`` (or 'all')."""
+    def parse(text: str) -> list[str]:
+        if allow_all and text == "all":
+            return list(choices)
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(map(repr, unknown)) or 'empty list'}; choose from "
+                f"{', '.join(choices)}{' or all' if allow_all else ''}")
+        return names
+    return parse
+
+
+def chw(text: str) -> tuple[int, int, int]:
+    """An input shape written CxHxW (e.g. 3x224x224), or HxW (channels kept)."""
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, e.g. 3x224x224; "
+                                         f"got {text!r}")
+    return values  # type: ignore[return-value]

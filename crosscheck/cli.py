@@ -1,0 +1,59 @@
+"""``alexnet crosscheck``: arguments, run, print, write reports, exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from common.variants import variant_names
+from crosscheck.compare import Tolerances
+from crosscheck.report import terminal, write_reports
+from crosscheck.run import all_frameworks, run_crosscheck
+from alexnet_cli.args import choice_list, positive_int
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "crosscheck", help="compare every framework with the float64 reference, layer by layer",
+        description="Load identical canonical weights into each framework, run the same inputs "
+                    "(seeded normal images and one photograph), and compare every layer's output "
+                    "with the float64 NumPy reference and between frameworks. Exit 0 when all "
+                    "pass, 1 on a divergence, 2 on a usage or environment error.")
+    p.add_argument("--variant", type=choice_list(variant_names(), allow_all=True), default="all",
+                   help=f"a variant, a comma-separated list, or 'all' ({', '.join(variant_names())})")
+    p.add_argument("--framework", type=choice_list(all_frameworks(), allow_all=True), default="all",
+                   help=f"comma-separated frameworks or 'all' ({', '.join(all_frameworks())})")
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
+                   help="auto = the GPU where a framework sees one, else the CPU (default)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=2,
+                   help="seeded normal images per batch; the photograph is added (default 2)")
+    p.add_argument("--require", choices=("all", "none"), default="none",
+                   help="'all': a framework that is not installed is an error (exit 2)")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write crosscheck.json and crosscheck.md into DIR")
+    p.add_argument("--force", action="store_true", help="overwrite existing report files")
+    p.add_argument("--rel-l2-tol", type=float, default=Tolerances.rel_l2,
+                   help="relative L2 tolerance against float64 (default %(default)g)")
+    p.add_argument("--norm-max-tol", type=float, default=Tolerances.norm_max,
+                   help="normalized max-error tolerance against float64 (default %(default)g)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.report is not None and not args.force:
+        for name in ("crosscheck.json", "crosscheck.md"):
+            if (args.report / name).exists():
+                raise FileExistsError(f"{args.report / name} exists; pass --force to overwrite it")
+    progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    result = run_crosscheck(args.variant, args.framework, device=args.device, seed=args.seed,
+                            batch_size=args.batch_size, require_all=args.require == "all",
+                            tolerances=Tolerances(args.rel_l2_tol, args.norm_max_tol),
+                            progress=progress)
+    print(terminal(result), end="")
+    if args.report is not None:
+        for path in write_reports(result, args.report, overwrite=args.force):
+            print(f"wrote {path}")
+    return result.exit_code

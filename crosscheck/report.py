@@ -1,0 +1,129 @@
+"""Render a crosscheck run: a terminal table, markdown and JSON reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+from common.shape_table import fmt_shape
+from common.table import render
+from common.weights import atomic_write_bytes
+from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
+
+REPORT_FILES = ("crosscheck.json", "crosscheck.md")
+
+
+def _sci(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.1e}"
+
+
+def _cell(run: FrameworkRun, index: int) -> str:
+    layer = run.layers[index]
+    return f"{_sci(layer.error.rel_l2)} {'ok' if layer.passed else 'FAIL'}"
+
+
+def variant_table(v: VariantRun, fmt: str = "table") -> str:
+    """Per layer: relative L2 error against float64 of each framework that ran."""
+    ran = [f for f in v.frameworks if f.layers]
+    headers = ["layer", "type", "output"] + [f"{f.framework} rel L2" for f in ran]
+    rows = [[layer.name, layer.kind, fmt_shape(layer.shape)] + [_cell(f, i) for f in ran]
+            for i, layer in enumerate(ran[0].layers)] if ran else []
+    return render(headers, rows, fmt, right_align_from=2)
+
+
+def framework_line(run: FrameworkRun) -> str:
+    if not run.layers:
+        return f"{run.framework}: {run.status} ({run.detail})"
+    worst = max(run.layers, key=lambda layer: layer.error.rel_l2)
+    first = run.first_divergence
+    if first is None:
+        return (f"{run.framework}: {PASS}, worst rel L2 {_sci(worst.error.rel_l2)} at {worst.name}, "
+                f"worst normalized max {_sci(max(l.error.norm_max for l in run.layers))} "
+                f"({run.seconds:.1f}s)")
+    why = first.error.problem or (f"rel L2 {_sci(first.error.rel_l2)}, normalized max "
+                                  f"{_sci(first.error.norm_max)}")
+    growth = f", error grew x{first.growth:.0e} there" if first.growth and first.growth > 10 else ""
+    return f"{run.framework}: {FAIL}, first divergence at {first.name} ({first.kind}): {why}{growth}"
+
+
+def pair_lines(v: VariantRun) -> list[str]:
+    lines = []
+    for pair in v.pairs:
+        worst = max(pair.layers, key=lambda layer: layer.error.rel_l2)
+        first = pair.first_divergence
+        tail = f"; first differ at {first.name}" if first else ""
+        lines.append(f"{pair.a} vs {pair.b}: worst rel L2 {_sci(worst.error.rel_l2)} at {worst.name}{tail}")
+    return lines
+
+
+def summary(run: CrosscheckRun) -> str:
+    failed = [f"{v.variant}/{f.framework}" for v in run.variants for f in v.frameworks if f.status == FAIL]
+    if run.environment_errors:
+        return "ERROR: " + "; ".join(run.environment_errors)
+    if failed:
+        return f"FAIL: {len(failed)} divergence(s): {', '.join(failed)}"
+    skipped = sorted({f.framework for v in run.variants for f in v.frameworks if f.status != PASS})
+    tail = f" (skipped: {', '.join(skipped)})" if skipped else ""
+    return f"PASS: {len(run.variants)} variant(s) agree with the float64 reference{tail}"
+
+
+def terminal(run: CrosscheckRun) -> str:
+    """The readable report printed by ``alexnet crosscheck``."""
+    tol = run.tolerances
+    parts = [f"tolerances: rel L2 <= {tol.rel_l2:.0e} and normalized max <= {tol.norm_max:.0e} "
+             f"against float64 (x{tol.pairwise_factor:g} between frameworks)\n"]
+    for v in run.variants:
+        parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
+        parts.append(variant_table(v))
+        parts += [framework_line(f) for f in v.frameworks] + pair_lines(v) + [""]
+    parts.append(summary(run))
+    return "\n".join(parts) + "\n"
+
+
+def markdown(run: CrosscheckRun) -> str:
+    tol = run.tolerances
+    parts = ["# Crosscheck report", "",
+             f"Settings: `{json.dumps(run.settings)}`", "",
+             f"Tolerances: relative L2 <= {tol.rel_l2:.0e}, normalized max <= {tol.norm_max:.0e} "
+             f"against the float64 reference; x{tol.pairwise_factor:g} between frameworks.", ""]
+    for v in run.variants:
+        parts += [f"## {v.variant}", "", f"Input {fmt_shape(v.input_shape)}, {v.batch}.", "",
+                  variant_table(v, "markdown")]
+        parts += [f"- {line}" for line in (framework_line(f) for f in v.frameworks)]
+        parts += [f"- {line}" for line in pair_lines(v)] + [""]
+    parts += [f"**{summary(run)}**", ""]
+    return "\n".join(parts)
+
+
+def to_json(run: CrosscheckRun) -> str:
+    def clean(obj):
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return str(obj)
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+
+    data = {"summary": summary(run), "exit_code": run.exit_code, "settings": run.settings,
+            "tolerances": asdict(run.tolerances), "environment_errors": run.environment_errors,
+            "variants": [asdict(v) for v in run.variants]}
+    for v, vd in zip(run.variants, data["variants"]):
+        for f, fd in zip(v.frameworks, vd["frameworks"]):
+            first = f.first_divergence
+            fd["first_divergence"] = first.name if first else None
+    return json.dumps(clean(data), indent=2) + "\n"
+
+
+def write_reports(run: CrosscheckRun, directory: Path, *, overwrite: bool) -> list[Path]:
+    """Write crosscheck.json and crosscheck.md into ``directory``, atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = [directory / name for name in REPORT_FILES]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --force to overwrite")
+    for path, text in zip(paths, (to_json(run), markdown(run))):
+        atomic_write_bytes(path, text.encode(), overwrite=overwrite)
+    return paths

@@ -1,0 +1,198 @@
+"""Run the forward crosscheck: same weights, same inputs, every framework vs float64.
+
+For each variant: seeded canonical weights, a batch of seeded normal images plus
+one real photograph, the float64 reference's output of every layer, then each
+framework's outputs compared layer by layer with the reference (pass/fail) and
+pairwise with each other (reported, judged at twice the tolerance).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from common import reference
+from common.inputs import crosscheck_batch
+from common.shapes import infer
+from common.spec import Variant
+from common.variants import get_variant
+from common.weights import init_weights
+from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
+from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend
+
+PASS, FAIL, SKIPPED, ERROR = "pass", "FAIL", "skipped", "error"
+
+
+@dataclass
+class LayerResult:
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    error: LayerError
+    #: this layer's rel_l2 over the previous layer's: >> 1 where the error is born
+    growth: Optional[float]
+    passed: bool
+
+
+@dataclass
+class FrameworkRun:
+    framework: str
+    status: str
+    detail: str = ""
+    layers: list[LayerResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def first_divergence(self) -> Optional[LayerResult]:
+        return next((layer for layer in self.layers if not layer.passed), None)
+
+    @property
+    def worst_rel_l2(self) -> float:
+        return max((layer.error.rel_l2 for layer in self.layers), default=float("nan"))
+
+
+@dataclass
+class PairRun:
+    a: str
+    b: str
+    layers: list[LayerResult]
+
+    @property
+    def first_divergence(self) -> Optional[LayerResult]:
+        return next((layer for layer in self.layers if not layer.passed), None)
+
+
+@dataclass
+class VariantRun:
+    variant: str
+    input_shape: tuple[int, int, int]
+    batch: str
+    frameworks: list[FrameworkRun]
+    pairs: list[PairRun]
+    reference_seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return any(f.status == FAIL for f in self.frameworks)
+
+
+@dataclass
+class CrosscheckRun:
+    variants: list[VariantRun]
+    settings: dict
+    tolerances: Tolerances
+    environment_errors: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        """0 all pass, 1 a divergence, 2 an environment problem (missing or broken framework)."""
+        if self.environment_errors:
+            return 2
+        return 1 if any(v.failed for v in self.variants) else 0
+
+
+def select_device(backend: Backend, device: str) -> str:
+    """Put the backend on ``device`` (cpu, gpu, auto = gpu where there is one)."""
+    if device == "auto":
+        try:
+            return backend.use_device("gpu")
+        except FrameworkUnavailable:
+            return backend.use_device("cpu")
+    return backend.use_device(device)
+
+
+def _layer_results(variant: Variant, outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray],
+                   tol: Tolerances, factor: float = 1.0,
+                   scale: Optional[dict[str, np.ndarray]] = None) -> list[LayerResult]:
+    results: list[LayerResult] = []
+    previous = None
+    for info in infer(variant):
+        if info.name not in outputs:
+            error = LayerError(np.inf, np.inf, np.inf, "the implementation gave no output for it")
+        else:
+            error = layer_error(outputs[info.name], expected[info.name],
+                                None if scale is None else scale[info.name])
+        growth = error.rel_l2 / previous if previous else None
+        previous = error.rel_l2
+        results.append(LayerResult(info.name, info.kind, info.out_shape, error, growth,
+                                   error.passes(tol, factor)))
+    return results
+
+
+def check_framework(backend: Backend, variant: Variant, weights, x: np.ndarray,
+                    ref: dict[str, np.ndarray], tol: Tolerances) -> tuple[FrameworkRun, dict]:
+    """Build, run and compare one framework on one variant."""
+    start = time.perf_counter()
+    model = backend.build(variant, weights)
+    outputs = backend.layer_outputs(model, x)
+    layers = _layer_results(variant, outputs, ref, tol)
+    status = PASS if all(layer.passed for layer in layers) else FAIL
+    return FrameworkRun(backend.name, status, layers=layers,
+                        seconds=time.perf_counter() - start), outputs
+
+
+def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
+                   seed: int = 0, batch_size: int = 2, require_all: bool = False,
+                   tolerances: Tolerances = DEFAULT_TOLERANCES,
+                   progress: Optional[Callable[[str], None]] = None) -> CrosscheckRun:
+    """Crosscheck every (variant, framework); see the module docstring."""
+    say = progress or (lambda message: None)
+    backends: dict[str, Backend] = {}
+    unavailable: dict[str, tuple[str, str]] = {}
+    environment_errors: list[str] = []
+    details: dict[str, str] = {}
+    for name in frameworks:
+        try:
+            backend = load_backend(name)
+            detail = f"{name} {backend.version()} on {select_device(backend, device)}"
+            backends[name], details[name] = backend, detail
+            say(f"  {detail}")
+        except FrameworkUnavailable as exc:
+            not_installed = "not installed" in str(exc)
+            unavailable[name] = (SKIPPED if not_installed else ERROR, str(exc))
+            if require_all or not not_installed:
+                environment_errors.append(str(exc))
+        except ImportError as exc:  # installed but broken
+            unavailable[name] = (ERROR, f"{name}: import failed: {exc}")
+            environment_errors.append(unavailable[name][1])
+
+    runs: list[VariantRun] = []
+    for variant_name in variants:
+        variant = get_variant(variant_name)
+        weights = init_weights(variant, seed)
+        x = crosscheck_batch(variant, batch_size, seed)
+        start = time.perf_counter()
+        ref = reference.forward(variant, weights, x)
+        ref_seconds = time.perf_counter() - start
+        results: list[FrameworkRun] = []
+        outputs: dict[str, dict[str, np.ndarray]] = {}
+        for name in frameworks:
+            if name in unavailable:
+                status, reason = unavailable[name]
+                results.append(FrameworkRun(name, status, reason))
+                continue
+            run, outputs[name] = check_framework(backends[name], variant, weights, x, ref, tolerances)
+            results.append(run)
+            divergence = run.first_divergence
+            say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
+                + (f"  first divergence at {divergence.name}" if divergence else ""))
+        pairs = [PairRun(a, b, _layer_results(variant, outputs[a], outputs[b], tolerances,
+                                              tolerances.pairwise_factor, scale=ref))
+                 for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
+        runs.append(VariantRun(variant_name, variant.input_shape,
+                               f"{batch_size} seeded normal images + 1 photograph",
+                               results, pairs, ref_seconds))
+    settings = {"variants": variants, "frameworks": frameworks, "device": device, "seed": seed,
+                "batch_size": batch_size, "require_all": require_all,
+                "framework_details": details,
+                "python": sys.version.split()[0]}
+    return CrosscheckRun(runs, settings, tolerances, environment_errors)
+
+
+def all_frameworks() -> list[str]:
+    return list(FRAMEWORKS)
