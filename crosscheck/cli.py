@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.variants import variant_names
+from common.spec import SpecError
+from common.variants import get_variant, variant_names
+from common.weights import load_weights
 from crosscheck.compare import Tolerances
 from crosscheck.report import terminal, write_reports
 from crosscheck.run import all_frameworks, run_crosscheck
@@ -29,6 +31,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=2,
                    help="seeded normal images per batch; the photograph is added (default 2)")
+    p.add_argument("--weights", type=Path, metavar="FILE",
+                   help="canonical weights (safetensors) to check instead of seeded ones; "
+                        "needs a single --variant")
     p.add_argument("--require", choices=("all", "none"), default="none",
                    help="'all': a framework that is not installed is an error (exit 2)")
     p.add_argument("--report", type=Path, metavar="DIR",
@@ -47,11 +52,16 @@ def run(args: argparse.Namespace) -> int:
         for name in ("crosscheck.json", "crosscheck.md"):
             if (args.report / name).exists():
                 raise FileExistsError(f"{args.report / name} exists; pass --force to overwrite it")
+    weights = None
+    if args.weights is not None:
+        if len(args.variant) != 1:
+            raise SpecError("--weights needs exactly one --variant (the one the file is for)")
+        weights = {args.variant[0]: load_weights(args.weights, get_variant(args.variant[0]))}
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     result = run_crosscheck(args.variant, args.framework, device=args.device, seed=args.seed,
                             batch_size=args.batch_size, require_all=args.require == "all",
                             tolerances=Tolerances(args.rel_l2_tol, args.norm_max_tol),
-                            progress=progress)
+                            given_weights=weights, progress=progress)
     print(terminal(result), end="")
     if args.report is not None:
         for path in write_reports(result, args.report, overwrite=args.force):

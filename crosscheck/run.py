@@ -21,7 +21,7 @@ from common.inputs import crosscheck_batch
 from common.shapes import infer
 from common.spec import Variant
 from common.variants import get_variant
-from common.weights import init_weights
+from common.weights import Weights, init_weights
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
 from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend
 
@@ -124,7 +124,7 @@ def _layer_results(variant: Variant, outputs: dict[str, np.ndarray], expected: d
     return results
 
 
-def check_framework(backend: Backend, variant: Variant, weights, x: np.ndarray,
+def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.ndarray,
                     ref: dict[str, np.ndarray], tol: Tolerances) -> tuple[FrameworkRun, dict]:
     """Build, run and compare one framework on one variant."""
     start = time.perf_counter()
@@ -139,8 +139,10 @@ def check_framework(backend: Backend, variant: Variant, weights, x: np.ndarray,
 def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
                    seed: int = 0, batch_size: int = 2, require_all: bool = False,
                    tolerances: Tolerances = DEFAULT_TOLERANCES,
+                   given_weights: Optional[dict[str, Weights]] = None,
                    progress: Optional[Callable[[str], None]] = None) -> CrosscheckRun:
-    """Crosscheck every (variant, framework); see the module docstring."""
+    """Crosscheck every (variant, framework); see the module docstring. ``given_weights`` maps
+    a variant name to canonical weights to use instead of the seeded initializer."""
     say = progress or (lambda message: None)
     backends: dict[str, Backend] = {}
     unavailable: dict[str, tuple[str, str]] = {}
@@ -164,7 +166,7 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
     runs: list[VariantRun] = []
     for variant_name in variants:
         variant = get_variant(variant_name)
-        weights = init_weights(variant, seed)
+        weights = (given_weights or {}).get(variant_name) or init_weights(variant, seed)
         x = crosscheck_batch(variant, batch_size, seed)
         start = time.perf_counter()
         ref = reference.forward(variant, weights, x)
@@ -176,7 +178,8 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                 status, reason = unavailable[name]
                 results.append(FrameworkRun(name, status, reason))
                 continue
-            run, outputs[name] = check_framework(backends[name], variant, weights, x, ref, tolerances)
+            run, outputs[name] = check_framework(backends[name], variant, weights, x, ref,
+                                                    tolerances)
             results.append(run)
             divergence = run.first_divergence
             say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"

@@ -1,0 +1,51 @@
+"""Shared fixtures: variants, seeded weights and inputs, cached float64 references.
+
+Tests are parametrized over the variant registry and the frameworks. A framework
+that is not installed is skipped, except under ALEXNET_REQUIRE_ALL=1 (set by tox),
+where that is a failure: CI must never pass by skipping a framework.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+import pytest
+
+from common import reference
+from common.inputs import crosscheck_batch
+from common.variants import get_variant, variant_names
+from common.weights import init_weights
+from impls.base import FRAMEWORKS, is_installed, load_backend
+
+VARIANTS = variant_names()
+FRAMEWORK_NAMES = list(FRAMEWORKS)
+
+
+@functools.lru_cache(maxsize=None)
+def case(variant_name: str):
+    """(variant, weights, inputs, float64 reference outputs) for a registered variant."""
+    variant = get_variant(variant_name)
+    weights = init_weights(variant, seed=0)
+    x = crosscheck_batch(variant, batch_size=2, seed=0)
+    return variant, weights, x, reference.forward(variant, weights, x)
+
+
+def backend_or_skip(name: str):
+    if not is_installed(name):
+        if os.environ.get("ALEXNET_REQUIRE_ALL") == "1":
+            pytest.fail(f"{name} is not installed but ALEXNET_REQUIRE_ALL=1")
+        pytest.skip(f"{name} is not installed")
+    backend = load_backend(name)
+    backend.use_device("cpu")
+    return backend
+
+
+@pytest.fixture(params=FRAMEWORK_NAMES)
+def backend(request):
+    return backend_or_skip(request.param)
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))

@@ -1,0 +1,190 @@
+"""The crosscheck must be able to fail: plant a known porting bug and assert it is
+caught at the layer where it is born, and only in the framework that has it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+import impls.base
+from alexnet_cli.main import main
+from common.spec import Conv2d, MaxPool2d, symmetric
+from common.variants import get_variant
+from common.weights import init_weights, save_weights
+from crosscheck.run import FAIL, PASS, run_crosscheck
+from tests.conftest import backend_or_skip
+
+QUIET = ["--quiet"]
+
+
+def check(variant: str, framework: str):
+    """Run one framework on one variant; return its FrameworkRun."""
+    backend_or_skip(framework)
+    run = run_crosscheck([variant], [framework], device="cpu")
+    return run.variants[0].frameworks[0]
+
+
+def assert_caught(result, layer: str):
+    assert result.status == FAIL, "the planted bug went unnoticed"
+    assert result.first_divergence.name == layer
+    assert all(l.passed for l in result.layers[:[l.name for l in result.layers].index(layer)])
+
+
+def patch_layer(monkeypatch, module, layer_name: str, **changes):
+    """Make ``module.make_layer`` build ``layer_name`` with some spec fields changed."""
+    original = module.make_layer
+
+    def make_layer(info):
+        if info.name == layer_name:
+            info = replace(info, layer=replace(info.layer, **changes))
+            if "padding" in changes:
+                info = replace(info, padding=changes["padding"])
+        return original(info)
+
+    monkeypatch.setattr(module, "make_layer", make_layer)
+
+
+# --- planted bugs, PyTorch -------------------------------------------------
+
+def test_lrn_alpha_left_unconverted_is_caught_at_norm1(monkeypatch):
+    import impls.pytorch.model as m
+    monkeypatch.setattr(m, "lrn_alpha_divided_by_size", lambda lrn: lrn.alpha)
+    assert_caught(check("paper", "pytorch"), "norm1")
+
+
+def test_d2l_conv1_padding_1_same_shapes_caught_by_values(monkeypatch):
+    # The d2l PyTorch port pads conv1 by 1, MXNet by 0: both give 54x54 (DESIGN.md).
+    import impls.pytorch.model as m
+    patch_layer(monkeypatch, m, "conv1", padding=symmetric(1))
+    result = check("d2l", "pytorch")
+    assert result.layers[0].error.problem is None, "shapes agree: only the values differ"
+    assert_caught(result, "conv1")
+
+
+def test_same_padding_made_symmetric_is_caught(monkeypatch):
+    import impls.pytorch.model as m
+    patch_layer(monkeypatch, m, "conv1", padding=symmetric(4))  # SAME is (3, 4): same 56x56
+    assert_caught(check("tf-benchmark", "pytorch"), "conv1")
+
+
+def test_pool_rounding_is_caught(monkeypatch):
+    import impls.pytorch.model as m
+    patch_layer(monkeypatch, m, "pool1", ceil_mode=True)  # 28 -> 14 instead of 13
+    result = check("cifar-small", "pytorch")
+    assert_caught(result, "pool1")
+    assert "shape" in result.first_divergence.error.problem
+
+
+def test_kernel_layout_transposed_is_caught(monkeypatch):
+    import impls.pytorch.backend as b
+    original = b.load_canonical
+    monkeypatch.setattr(b, "load_canonical", lambda model, w: original(
+        model, {k: v.transpose(0, 1, 3, 2) if v.ndim == 4 else v for k, v in w.items()}))
+    assert_caught(check("torchvision", "pytorch"), "conv1")
+
+
+def test_dropout_left_in_train_mode_is_caught(monkeypatch):
+    import impls.pytorch.backend as b
+    original = b.PyTorchBackend.build
+    monkeypatch.setattr(b.PyTorchBackend, "build", lambda self, v, w: original(self, v, w).train())
+    assert_caught(check("torchvision", "pytorch"), "drop6")
+
+
+def test_nan_output_never_passes(monkeypatch):
+    import impls.pytorch.backend as b
+    original = b.PyTorchBackend.layer_outputs
+
+    def with_nan(self, model, x):
+        outputs = original(self, model, x)
+        outputs["fc4"] = outputs["fc4"].copy()
+        outputs["fc4"][0, 0] = np.nan
+        return outputs
+
+    monkeypatch.setattr(b.PyTorchBackend, "layer_outputs", with_nan)
+    result = check("cifar-small", "pytorch")
+    assert_caught(result, "fc4")
+    assert "NaN" in result.first_divergence.error.problem
+
+
+# --- exit codes and reports --------------------------------------------------
+
+def test_cli_pass_writes_reports(tmp_path, capsys):
+    backend_or_skip("pytorch")
+    code = main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
+                 "--report", str(tmp_path), *QUIET])
+    out = capsys.readouterr().out
+    assert code == 0 and "PASS" in out and "fc5" in out
+    report = json.loads((tmp_path / "crosscheck.json").read_text())
+    assert report["exit_code"] == 0 and report["variants"][0]["frameworks"][0]["status"] == PASS
+    assert "| conv1" in (tmp_path / "crosscheck.md").read_text()
+    # A second run does not overwrite the reports unless asked.
+    assert main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
+                 "--report", str(tmp_path), *QUIET]) == 2
+
+
+def test_cli_divergence_exits_1(monkeypatch, capsys):
+    backend_or_skip("pytorch")
+    import impls.pytorch.model as m
+    patch_layer(monkeypatch, m, "pool1", ceil_mode=True)
+    assert main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch", *QUIET]) == 1
+    assert "first divergence at pool1" in capsys.readouterr().out
+
+
+def test_cli_require_all_fails_on_missing_framework(monkeypatch, capsys):
+    backend_or_skip("pytorch")
+    real = impls.base.is_installed
+    monkeypatch.setattr(impls.base, "is_installed", lambda name: name == "pytorch" and real(name))
+    args = ["crosscheck", "--variant", "cifar-small", *QUIET]
+    assert main(args) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert main(args + ["--require", "all"]) == 2
+
+
+def test_cli_gpu_without_gpu_exits_2(monkeypatch):
+    backend_or_skip("pytorch")
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
+                 "--device", "gpu", *QUIET]) == 2
+
+
+@pytest.mark.parametrize("argv", [["--variant", "alexnet9"], ["--framework", "caffe"],
+                                  ["--batch-size", "0"], ["--device", "tpu"]])
+def test_cli_usage_errors_exit_2(argv):
+    with pytest.raises(SystemExit) as exc:
+        main(["crosscheck", *argv])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("kind", ["missing", "shape", "nan"])
+def test_cli_bad_weights_exit_2_and_write_nothing(tmp_path, capsys, kind):
+    variant = get_variant("cifar-small")
+    weights = init_weights(variant)
+    if kind == "missing":
+        del weights["fc3.bias"]
+    elif kind == "shape":
+        weights["conv1.weight"] = np.zeros((64, 3, 3, 3), np.float32)
+    else:
+        weights["fc5.weight"][0, 0] = np.inf
+    path = tmp_path / "w.safetensors"
+    save_file(weights, str(path))
+    report_dir = tmp_path / "report"
+    code = main(["crosscheck", "--variant", "cifar-small", "--weights", str(path),
+                 "--report", str(report_dir), *QUIET])
+    assert code == 2 and not report_dir.exists()
+    err = capsys.readouterr().err
+    assert {"missing": "'fc3.bias'", "shape": "'conv1.weight'", "nan": "'fc5.weight'"}[kind] in err
+    assert "Traceback" not in err
+
+
+def test_cli_checks_given_weights(tmp_path):
+    backend_or_skip("pytorch")
+    variant = get_variant("cifar-small")
+    path = tmp_path / "w.safetensors"
+    save_weights(path, variant, init_weights(variant, seed=5))
+    assert main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
+                 "--weights", str(path), *QUIET]) == 0

@@ -1,0 +1,93 @@
+"""The float64 reference, checked layer kind by layer kind against an independent
+implementation (PyTorch's functional ops in float64), and the inputs checked to
+exercise every layer (LRN not the identity, ReLUs neither all on nor all off)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from common import reference
+from common.shapes import _layer_info
+from common.spec import LRN, AdaptiveAvgPool2d, Conv2d, MaxPool2d, Softmax
+from tests.conftest import VARIANTS, backend_or_skip, case
+
+
+def run_layer(layer, x):
+    info = _layer_info(layer, x.shape[1:])
+    return info, reference.FORWARD[type(layer)](x, info, WEIGHTS)
+
+
+WEIGHTS: dict = {}
+RNG = np.random.default_rng(7)
+
+
+@pytest.fixture(scope="module")
+def torch():
+    backend_or_skip("pytorch")
+    import torch
+    return torch
+
+
+@pytest.mark.parametrize("padding,groups,stride", [((1, 2, 0, 3), 3, 2), ("same", 1, 3), ("valid", 3, 1)])
+def test_conv2d(torch, padding, groups, stride):
+    x = RNG.standard_normal((2, 6, 11, 9))
+    layer = Conv2d("c", 9, 3, stride=stride, padding=padding, groups=groups)
+    WEIGHTS.update({"c.weight": RNG.standard_normal((9, 6 // groups, 3, 3)), "c.bias": RNG.standard_normal(9)})
+    info, out = run_layer(layer, x)
+    t, b, l, r = info.padding
+    expected = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(torch.from_numpy(x), (l, r, t, b)), torch.from_numpy(WEIGHTS["c.weight"]),
+        torch.from_numpy(WEIGHTS["c.bias"]), stride=stride, groups=groups).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 9])
+def test_lrn_at_large_magnitude(torch, size):
+    x = RNG.standard_normal((2, 12, 4, 4)) * 300  # the LRN term dominates k here
+    layer = LRN("n", size=size, alpha=1e-4, beta=0.75, k=2.0)
+    _, out = run_layer(layer, x)
+    expected = torch.nn.functional.local_response_norm(torch.from_numpy(x), size, alpha=1e-4 * size,
+                                                       beta=0.75, k=2.0).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert np.median(np.abs(out / x)) < 0.5  # far from the identity: the check means something
+
+
+@pytest.mark.parametrize("kernel,stride,padding,ceil", [(3, 2, 0, False), (3, 2, 0, True),
+                                                         (2, 2, 1, True), (3, 3, 1, False)])
+def test_max_pool(torch, kernel, stride, padding, ceil):
+    x = RNG.standard_normal((2, 3, 10, 7))
+    _, out = run_layer(MaxPool2d("p", kernel, stride, padding, ceil), x)
+    expected = torch.nn.functional.max_pool2d(torch.from_numpy(x), kernel, stride, padding,
+                                              ceil_mode=ceil).numpy()
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("size,output", [((13, 13), (6, 6)), ((2, 3), (6, 6)), ((7, 11), (3, 5))])
+def test_adaptive_avg_pool(torch, size, output):
+    x = RNG.standard_normal((2, 3) + size)
+    _, out = run_layer(AdaptiveAvgPool2d("a", output), x)
+    expected = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x), output).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+
+
+def test_softmax(torch):
+    x = RNG.standard_normal((3, 10)) * 50
+    _, out = run_layer(Softmax("s"), x)
+    np.testing.assert_allclose(out, torch.softmax(torch.from_numpy(x), 1).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_inputs_exercise_every_layer(name):
+    variant, weights, x, ref = case(name)
+    previous = x.astype(np.float64)
+    for layer_name, out in ref.items():
+        kind = type(variant.layer(layer_name)).__name__
+        if kind == "ReLU":
+            on = float((out > 0).mean())
+            assert 0.05 < on < 0.95, f"{layer_name}: {on:.0%} of units on"
+        if kind == "LRN":
+            change = np.linalg.norm(out - previous) / np.linalg.norm(previous)
+            assert change > 0.1, f"{layer_name}: LRN changes its input by only {change:.1e}"
+        assert np.abs(out).max() > 0, f"{layer_name}: all zeros"
+        previous = out
