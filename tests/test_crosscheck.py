@@ -188,3 +188,28 @@ def test_cli_checks_given_weights(tmp_path):
     save_weights(path, variant, init_weights(variant, seed=5))
     assert main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
                  "--weights", str(path), *QUIET]) == 0
+
+
+# --- planted bugs, TensorFlow ------------------------------------------------
+
+def test_tf_flatten_permutation_missing_is_caught_at_first_dense(monkeypatch):
+    backend_or_skip("tensorflow")
+    import impls.tensorflow.convert as c
+    original = c.dense_to_keras
+    monkeypatch.setattr(c, "dense_to_keras", lambda weight, flatten_chw=None: original(weight))
+    assert_caught(check("paper", "tensorflow"), "fc6")
+
+
+def test_tf_lrn_radius_taken_as_size_is_caught(monkeypatch):
+    backend_or_skip("tensorflow")
+    import impls.tensorflow.model as m
+    monkeypatch.setattr(m, "lrn_depth_radius", lambda lrn: lrn.size)
+    assert_caught(check("tf-benchmark", "tensorflow"), "norm1")
+
+
+def test_tf_kernel_layout_is_caught(monkeypatch):
+    backend_or_skip("tensorflow")
+    import impls.tensorflow.convert as c
+    # (O, I, H, W) -> (W, H, I, O): height and width swapped, the shapes still fit.
+    monkeypatch.setattr(c, "oihw_to_hwio", lambda k: k.transpose(3, 2, 1, 0).copy())
+    assert_caught(check("cifar-small", "tensorflow"), "conv1")
