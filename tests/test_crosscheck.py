@@ -213,3 +213,42 @@ def test_tf_kernel_layout_is_caught(monkeypatch):
     # (O, I, H, W) -> (W, H, I, O): height and width swapped, the shapes still fit.
     monkeypatch.setattr(c, "oihw_to_hwio", lambda k: k.transpose(3, 2, 1, 0).copy())
     assert_caught(check("cifar-small", "tensorflow"), "conv1")
+
+
+# --- planted bugs, MXNet -----------------------------------------------------
+
+def test_mxnet_lrn_alpha_left_unconverted_is_caught(monkeypatch):
+    backend_or_skip("mxnet")
+    import impls.mxnet_gluon.model as m
+    monkeypatch.setattr(m, "lrn_alpha_divided_by_size", lambda lrn: lrn.alpha)
+    result = check("paper", "mxnet")
+    assert_caught(result, "norm1")
+    assert result.first_divergence.error.rel_l2 > 1e-2  # far above float32 noise
+
+
+def test_mxnet_ceil_mode_without_pytorch_rule_is_caught(monkeypatch):
+    # MXNet's own ceil mode keeps a last window that starts in the padding.
+    backend_or_skip("mxnet")
+    import impls.mxnet_gluon.model as m
+    from mxnet.gluon import nn
+    original = m.make_layer
+
+    def make_layer(info, prefix):
+        layer = info.layer
+        if info.name == "pool1":
+            return nn.MaxPool2D(layer.kernel, layer.stride, layer.padding, ceil_mode=True, prefix=prefix)
+        return original(info, prefix)
+
+    monkeypatch.setattr(m, "make_layer", make_layer)
+    from tests.test_frameworks import odd_variant
+    from common import reference
+    from common.inputs import normal_batch
+    from crosscheck.run import _layer_results
+    from crosscheck.compare import DEFAULT_TOLERANCES
+    backend = backend_or_skip("mxnet")
+    variant = odd_variant()
+    weights = init_weights(variant)
+    x = normal_batch(variant, 2, 0)
+    results = _layer_results(variant, backend.layer_outputs(backend.build(variant, weights), x),
+                             reference.forward(variant, weights, x), DEFAULT_TOLERANCES)
+    assert next(r for r in results if not r.passed).name == "pool1"

@@ -28,3 +28,44 @@ def test_canonical_round_trip_is_exact(backend, variant_name):
     assert sorted(exported) == sorted(weights)
     for key, value in weights.items():
         assert exported[key].dtype == np.float32 and np.array_equal(exported[key], value), key
+
+
+def odd_variant():
+    """Every layer option AlexNet's variants leave unused: asymmetric SAME padding (even
+    kernel), explicit asymmetric padding, groups 4, LRN size 3, a padded ceil-mode pool
+    whose last window would start in the padding (dropped), adaptive pooling with
+    overlapping bins, odd input sizes."""
+    from common.spec import (LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d,
+                             ReLU, Softmax, Variant)
+    layers = (Conv2d("conv1", 8, 4, padding="same"), ReLU("relu1"),
+              LRN("norm1", size=3, alpha=1e-3, beta=0.75, k=1.0),
+              MaxPool2d("pool1", 2, 2, padding=1, ceil_mode=True),
+              Conv2d("conv2", 12, 3, padding=(0, 2, 1, 0), groups=4), ReLU("relu2"),
+              MaxPool2d("pool2", 2, 2, ceil_mode=True),
+              AdaptiveAvgPool2d("avgpool", (4, 3)), Flatten("flatten"), Dropout("drop"),
+              Dense("fc", 7), Softmax("softmax"))
+    return Variant("odd", layers, (4, 23, 19), 7, "test")
+
+
+def test_odd_layer_options_match_reference(backend):
+    from common import reference
+    from common.inputs import normal_batch
+    variant = odd_variant()
+    weights = init_weights(variant, seed=1)
+    x = normal_batch(variant, 3, seed=1)
+    ref = reference.forward(variant, weights, x)
+    outputs = backend.layer_outputs(backend.build(variant, weights), x)
+    for name, expected in ref.items():
+        error = layer_error(outputs[name], expected)
+        assert error.passes(DEFAULT_TOLERANCES), f"{backend.name} {name}: {error}"
+
+
+def test_gluon_model_hybridizes_to_the_same_output():
+    from tests.conftest import backend_or_skip
+    backend = backend_or_skip("mxnet")
+    import mxnet as mx
+    variant, weights, x, _ = case("paper")
+    model = backend.build(variant, weights)
+    eager = model(mx.nd.array(x)).asnumpy()
+    model.hybridize(static_alloc=True, static_shape=True)
+    np.testing.assert_array_equal(model(mx.nd.array(x)).asnumpy(), eager)

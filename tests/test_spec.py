@@ -87,8 +87,9 @@ def test_bad_overrides_and_unknown_variant():
 
 
 def test_pool_ceil_mode_drops_window_starting_in_padding():
-    # PyTorch: MaxPool2d(2, 2, padding=1, ceil_mode=True) on 4 -> 3, not 4.
-    assert pool_output(4, 2, 2, 1, True) == 3
+    # PyTorch: MaxPool2d(2, 2, padding=1, ceil_mode=True) on 5 -> 3: a 4th window would
+    # start at padded index 6, in the right padding.
+    assert pool_output(5, 2, 2, 1, True) == 3 and pool_output(4, 2, 2, 1, True) == 3
     assert pool_output(5, 3, 2, 0, True) == 2 and pool_output(6, 3, 2, 0, True) == 3
     assert pool_output(6, 3, 2, 0, False) == 2
 
