@@ -68,7 +68,8 @@ class LocalResponseNorm(nn.HybridBlock):
 
 
 class AdaptiveAvgPool2D(nn.HybridBlock):
-    """Average pooling to a fixed size, PyTorch's bins (``F.contrib.AdaptiveAvgPooling2D``)."""
+    """Average pooling to a fixed size with ``F.contrib.AdaptiveAvgPooling2D``, whose bins
+    ``[floor(i*H/o), ceil((i+1)*H/o))`` are PyTorch's (checked: 13->6, 7->3, 2->6 equal)."""
 
     def __init__(self, output_size: tuple[int, int], **kwargs) -> None:
         super().__init__(**kwargs)
