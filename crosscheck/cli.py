@@ -10,7 +10,7 @@ from common.spec import SpecError
 from common.variants import get_variant, variant_names
 from common.weights import load_weights
 from crosscheck.compare import Tolerances
-from crosscheck.report import terminal, write_reports
+from crosscheck.report import refuse_overwrite, terminal, write_reports
 from crosscheck.run import all_frameworks, run_crosscheck
 from alexnet_cli.args import choice_list, positive_int
 
@@ -48,10 +48,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.report is not None and not args.force:
-        for name in ("crosscheck.json", "crosscheck.md"):
-            if (args.report / name).exists():
-                raise FileExistsError(f"{args.report / name} exists; pass --force to overwrite it")
+    if args.report is not None:  # fail before the run, not after it
+        refuse_overwrite(args.report, args.force)
     weights = None
     if args.weights is not None:
         if len(args.variant) != 1:

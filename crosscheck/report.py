@@ -117,13 +117,18 @@ def to_json(run: CrosscheckRun) -> str:
     return json.dumps(clean(data), indent=2) + "\n"
 
 
+def refuse_overwrite(directory: Path, overwrite: bool) -> None:
+    """FileExistsError if a report file is already in ``directory`` and not ``overwrite``."""
+    existing = [str(directory / name) for name in REPORT_FILES if (directory / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
+
+
 def write_reports(run: CrosscheckRun, directory: Path, *, overwrite: bool) -> list[Path]:
     """Write crosscheck.json and crosscheck.md into ``directory``, atomically."""
+    refuse_overwrite(directory, overwrite)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / name for name in REPORT_FILES]
-    existing = [str(p) for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --force to overwrite")
     for path, text in zip(paths, (to_json(run), markdown(run))):
         atomic_write_bytes(path, text.encode(), overwrite=overwrite)
     return paths

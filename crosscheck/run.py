@@ -106,7 +106,7 @@ def select_device(backend: Backend, device: str) -> str:
     return backend.use_device(device)
 
 
-def _layer_results(variant: Variant, outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray],
+def layer_results(variant: Variant, outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray],
                    tol: Tolerances, factor: float = 1.0,
                    scale: Optional[dict[str, np.ndarray]] = None) -> list[LayerResult]:
     results: list[LayerResult] = []
@@ -130,7 +130,7 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
     start = time.perf_counter()
     model = backend.build(variant, weights)
     outputs = backend.layer_outputs(model, x)
-    layers = _layer_results(variant, outputs, ref, tol)
+    layers = layer_results(variant, outputs, ref, tol)
     status = PASS if all(layer.passed for layer in layers) else FAIL
     return FrameworkRun(backend.name, status, layers=layers,
                         seconds=time.perf_counter() - start), outputs
@@ -184,7 +184,7 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
             divergence = run.first_divergence
             say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
-        pairs = [PairRun(a, b, _layer_results(variant, outputs[a], outputs[b], tolerances,
+        pairs = [PairRun(a, b, layer_results(variant, outputs[a], outputs[b], tolerances,
                                               tolerances.pairwise_factor, scale=ref))
                  for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,

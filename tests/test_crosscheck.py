@@ -12,11 +12,15 @@ from safetensors.numpy import save_file
 
 import impls.base
 from alexnet_cli.main import main
-from common.spec import Conv2d, MaxPool2d, symmetric
+from common import reference
+from common.inputs import normal_batch
+from common.spec import symmetric
 from common.variants import get_variant
 from common.weights import init_weights, save_weights
-from crosscheck.run import FAIL, PASS, run_crosscheck
+from crosscheck.compare import DEFAULT_TOLERANCES
+from crosscheck.run import FAIL, PASS, layer_results, run_crosscheck
 from tests.conftest import backend_or_skip
+from tests.test_frameworks import odd_variant
 
 QUIET = ["--quiet"]
 
@@ -228,7 +232,7 @@ def test_mxnet_lrn_alpha_left_unconverted_is_caught(monkeypatch):
 
 def test_mxnet_ceil_mode_without_pytorch_rule_is_caught(monkeypatch):
     # MXNet's own ceil mode keeps a last window that starts in the padding.
-    backend_or_skip("mxnet")
+    backend = backend_or_skip("mxnet")
     import impls.mxnet_gluon.model as m
     from mxnet.gluon import nn
     original = m.make_layer
@@ -240,15 +244,9 @@ def test_mxnet_ceil_mode_without_pytorch_rule_is_caught(monkeypatch):
         return original(info, prefix)
 
     monkeypatch.setattr(m, "make_layer", make_layer)
-    from tests.test_frameworks import odd_variant
-    from common import reference
-    from common.inputs import normal_batch
-    from crosscheck.run import _layer_results
-    from crosscheck.compare import DEFAULT_TOLERANCES
-    backend = backend_or_skip("mxnet")
     variant = odd_variant()
     weights = init_weights(variant)
-    x = normal_batch(variant, 2, 0)
-    results = _layer_results(variant, backend.layer_outputs(backend.build(variant, weights), x),
+    x = normal_batch(variant, 2, seed=0)
+    results = layer_results(variant, backend.layer_outputs(backend.build(variant, weights), x),
                              reference.forward(variant, weights, x), DEFAULT_TOLERANCES)
     assert next(r for r in results if not r.passed).name == "pool1"
