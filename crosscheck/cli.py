@@ -10,7 +10,7 @@ from common.spec import SpecError
 from common.variants import get_variant, variant_names
 from common.weights import load_weights
 from crosscheck.compare import Tolerances
-from crosscheck.report import refuse_overwrite, terminal, write_reports
+from crosscheck.report import prepare_report_dir, terminal, write_reports
 from crosscheck.run import all_frameworks, run_crosscheck
 from alexnet_cli.args import choice_list, positive_int
 
@@ -48,13 +48,13 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.report is not None:  # fail before the run, not after it
-        refuse_overwrite(args.report, args.force)
     weights = None
     if args.weights is not None:
         if len(args.variant) != 1:
             raise SpecError("--weights needs exactly one --variant (the one the file is for)")
         weights = {args.variant[0]: load_weights(args.weights, get_variant(args.variant[0]))}
+    if args.report is not None:  # fail before the run, not after it
+        prepare_report_dir(args.report, args.force)
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     result = run_crosscheck(args.variant, args.framework, device=args.device, seed=args.seed,
                             batch_size=args.batch_size, require_all=args.require == "all",

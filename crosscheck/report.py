@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -117,8 +118,15 @@ def to_json(run: CrosscheckRun) -> str:
     return json.dumps(clean(data), indent=2) + "\n"
 
 
-def refuse_overwrite(directory: Path, overwrite: bool) -> None:
-    """FileExistsError if a report file is already in ``directory`` and not ``overwrite``."""
+def prepare_report_dir(directory: Path, overwrite: bool) -> None:
+    """Create ``directory``; FileExistsError if a report is already there and not
+    ``overwrite``, OSError with a plain message if it cannot be written."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create report directory {directory}: {exc.strerror}") from None
+    if not os.access(directory, os.W_OK):
+        raise OSError(f"report directory {directory} is not writable")
     existing = [str(directory / name) for name in REPORT_FILES if (directory / name).exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
@@ -126,8 +134,7 @@ def refuse_overwrite(directory: Path, overwrite: bool) -> None:
 
 def write_reports(run: CrosscheckRun, directory: Path, *, overwrite: bool) -> list[Path]:
     """Write crosscheck.json and crosscheck.md into ``directory``, atomically."""
-    refuse_overwrite(directory, overwrite)
-    directory.mkdir(parents=True, exist_ok=True)
+    prepare_report_dir(directory, overwrite)
     paths = [directory / name for name in REPORT_FILES]
     for path, text in zip(paths, (to_json(run), markdown(run))):
         atomic_write_bytes(path, text.encode(), overwrite=overwrite)

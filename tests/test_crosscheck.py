@@ -250,3 +250,13 @@ def test_mxnet_ceil_mode_without_pytorch_rule_is_caught(monkeypatch):
     results = layer_results(variant, backend.layer_outputs(backend.build(variant, weights), x),
                              reference.forward(variant, weights, x), DEFAULT_TOLERANCES)
     assert next(r for r in results if not r.passed).name == "pool1"
+
+
+def test_cli_unwritable_report_dir_fails_before_the_run(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
+                 "--report", str(blocker / "report"), *QUIET])
+    captured = capsys.readouterr()
+    assert code == 2 and "cannot create report directory" in captured.err
+    assert captured.out == "" and blocker.read_text() == "not a directory"
