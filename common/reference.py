@@ -19,7 +19,7 @@ from common.spec import (
 from common.weights import Weights
 
 
-def _windows(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
+def windows(x: np.ndarray, kernel: int, stride: int) -> np.ndarray:
     """(N, C, H, W) -> (N, C, OH, OW, k, k) views of every kernel window."""
     return sliding_window_view(x, (kernel, kernel), axis=(2, 3))[:, :, ::stride, ::stride]
 
@@ -32,7 +32,7 @@ def conv2d(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:
     cin, cout = x.shape[1] // layer.groups, layer.out_channels // layer.groups
     groups = []
     for g in range(layer.groups):
-        win = _windows(x[:, g * cin:(g + 1) * cin], layer.kernel, layer.stride)
+        win = windows(x[:, g * cin:(g + 1) * cin], layer.kernel, layer.stride)
         groups.append(np.einsum("ncijkl,ockl->noij", win, weight[g * cout:(g + 1) * cout],
                                 optimize=True))
     bias = w[f"{layer.name}.bias"].astype(np.float64)
@@ -57,7 +57,7 @@ def max_pool2d(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:
     top, bottom, left, right = info.padding
     x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
     _, oh, ow = info.out_shape
-    return _windows(x, layer.kernel, layer.stride)[:, :, :oh, :ow].max(axis=(4, 5))
+    return windows(x, layer.kernel, layer.stride)[:, :, :oh, :ow].max(axis=(4, 5))
 
 
 def adaptive_avg_pool2d(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:
