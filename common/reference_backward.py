@@ -96,6 +96,30 @@ def max_pool2d(x, y, g, info: LayerInfo, w, scale=None):
     return grad_xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right], {}
 
 
+#: Two float64 values this close (relative) may round to the same float32 value.
+FLOAT32_TIE = 1e-6
+
+
+def max_pool_ties(x: np.ndarray, info: LayerInfo) -> np.ndarray:
+    """Where a max pool's input gradient is ambiguous: elements sharing their window's
+    maximum with another element, to float32 resolution (after a ReLU, windows of
+    zeros; in a photograph's flat regions, values equal to ~1e-9). Each framework
+    routes such a gradient its own way, and all are right; comparisons skip them."""
+    layer: MaxPool2d = info.layer  # type: ignore[assignment]
+    top, bottom, left, right = info.padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+    n, c, oh, ow = (x.shape[0],) + info.out_shape
+    k, s = layer.kernel, layer.stride
+    win = windows(xp, k, s)[:, :, :oh, :ow].reshape(n, c, oh, ow, k * k)
+    top_value = win.max(axis=-1, keepdims=True)
+    is_max = win >= top_value - FLOAT32_TIE * np.abs(top_value)
+    tied = is_max & (is_max.sum(axis=-1, keepdims=True) > 1)
+    arg = np.nonzero(tied)
+    mask = np.zeros(xp.shape, dtype=bool)
+    mask[arg[0], arg[1], arg[2] * s + arg[4] // k, arg[3] * s + arg[4] % k] = True
+    return mask[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
+
+
 def adaptive_avg_pool2d(x, y, g, info: LayerInfo, w, scale=None):
     (_, h, wd), (oh, ow) = info.in_shape, info.layer.output_size  # type: ignore[union-attr]
     grad_x = np.zeros_like(x)

@@ -23,16 +23,26 @@ class WeightsError(SpecError):
     """Weights that do not fit a variant, or a file that is not a weights file."""
 
 
+#: The output layer's weights are this much smaller than He-normal (seed 004 too starts
+#: its last layer small): logits of pixel-scale inputs are then O(1), not O(100), and
+#: the softmax is not saturated; a saturated softmax leaves float32 gradients as noise.
+OUTPUT_LAYER_GAIN = 0.01
+
+
 def init_weights(variant: Variant, seed: int = 0) -> Weights:
     """Seeded He-normal weights (std sqrt(2 / fan_in)) so that, through ReLUs, every
-    layer's output keeps the scale of its input; small random biases so that no
-    ReLU is all on or all off. Float32, canonical layout."""
+    layer's output keeps the scale of its input; the output layer scaled by
+    OUTPUT_LAYER_GAIN; small random biases so that no ReLU is all on or all off.
+    Float32, canonical layout."""
     rng = np.random.default_rng(seed)
     weights: Weights = {}
-    for key, shape in param_shapes(variant).items():
+    shapes = param_shapes(variant)
+    output_weight = [k for k in shapes if k.endswith(".weight")][-1]
+    for key, shape in shapes.items():
         if key.endswith(".weight"):
             fan_in = int(np.prod(shape[1:]))
-            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+            gain = OUTPUT_LAYER_GAIN if key == output_weight else 1.0
+            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in) * gain
         else:
             value = rng.standard_normal(shape) * 0.1
         weights[key] = value.astype(np.float32)

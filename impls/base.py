@@ -51,6 +51,27 @@ class Backend(Protocol):
         by layer name, as NumPy arrays in canonical layout (NCHW, C*H*W flatten)."""
 
 
+class GradientBackend(Backend, Protocol):
+    """Layer-level training interface used by the backward check (issue 3).
+
+    Tensors in and out are NumPy, canonical layout (NCHW, C*H*W flatten), float32 in,
+    float32 out. ``scale`` is the dropout factor ``mask / (1 - p)`` for a Dropout layer
+    in train mode (None: eval mode); every other layer ignores it.
+    """
+
+    def forward_layer(self, model: Any, name: str, x: np.ndarray,
+                      scale: "np.ndarray | None" = None) -> np.ndarray:
+        """The output of layer ``name`` for input ``x``."""
+
+    def vjp_layer(self, model: Any, name: str, x: np.ndarray, grad_out: np.ndarray,
+                  scale: "np.ndarray | None" = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """dL/d(input) and dL/d(parameters) (canonical keys and layout) of layer ``name``
+        at input ``x``, given dL/d(output), by the framework's own autograd."""
+
+    def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        """The framework's own mean softmax cross-entropy and its gradient w.r.t. logits."""
+
+
 def is_installed(framework: str) -> bool:
     """Whether the framework's package can be imported (without importing it)."""
     return importlib.util.find_spec(FRAMEWORKS[framework][1]) is not None

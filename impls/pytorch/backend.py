@@ -50,5 +50,32 @@ class PyTorchBackend:
             outputs[name] = h.cpu().numpy()
         return outputs
 
+    def _tensor(self, x: np.ndarray, grad: bool = False) -> torch.Tensor:
+        return torch.tensor(np.asarray(x, dtype=np.float32), device=self.device, requires_grad=grad)
+
+    def _run_layer(self, model: AlexNet, name: str, x: torch.Tensor, scale) -> torch.Tensor:
+        if scale is not None and isinstance(model.get_submodule(name), torch.nn.Dropout):
+            return x * self._tensor(scale)  # the shared dropout mask, applied where the spec puts it
+        return model.get_submodule(name)(x)
+
+    def forward_layer(self, model: AlexNet, name: str, x: np.ndarray, scale=None) -> np.ndarray:
+        with torch.no_grad():
+            return self._run_layer(model, name, self._tensor(x), scale).cpu().numpy()
+
+    def vjp_layer(self, model: AlexNet, name: str, x: np.ndarray, grad_out: np.ndarray,
+                  scale=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        module = model.get_submodule(name)
+        module.zero_grad(set_to_none=True)
+        leaf = self._tensor(x, grad=True)
+        self._run_layer(model, name, leaf, scale).backward(self._tensor(grad_out))
+        params = {f"{name}.{key}": p.grad.cpu().numpy() for key, p in module.named_parameters()}
+        return leaf.grad.cpu().numpy(), params
+
+    def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        z = self._tensor(logits, grad=True)
+        loss = torch.nn.functional.cross_entropy(z, torch.as_tensor(labels, device=self.device))
+        loss.backward()
+        return float(loss), z.grad.cpu().numpy()
+
 
 BACKEND = PyTorchBackend()
