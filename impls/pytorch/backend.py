@@ -75,7 +75,7 @@ class PyTorchBackend:
         z = self._tensor(logits, grad=True)
         loss = torch.nn.functional.cross_entropy(z, torch.as_tensor(labels, device=self.device))
         loss.backward()
-        return float(loss), z.grad.cpu().numpy()
+        return loss.item(), z.grad.cpu().numpy()
 
 
 BACKEND = PyTorchBackend()
