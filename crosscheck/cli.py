@@ -11,7 +11,7 @@ from common.variants import get_variant, variant_names
 from common.weights import load_weights
 from crosscheck.compare import Tolerances
 from crosscheck.report import prepare_report_dir, terminal, write_reports
-from crosscheck.run import all_frameworks, run_crosscheck
+from crosscheck.run import CHECKS, all_frameworks, run_crosscheck
 from alexnet_cli.args import choice_list, positive_int
 
 
@@ -26,6 +26,11 @@ def add_parser(subparsers) -> None:
                    help=f"a variant, a comma-separated list, or 'all' ({', '.join(variant_names())})")
     p.add_argument("--framework", type=choice_list(all_frameworks(), allow_all=True), default="all",
                    help=f"comma-separated frameworks or 'all' ({', '.join(all_frameworks())})")
+    p.add_argument("--check", type=choice_list(list(CHECKS), allow_all=True),
+                   default="forward,backward",
+                   help="what to compare: forward (eval mode), backward (train-mode forward with "
+                        "shared dropout masks, gradients end to end and layer-isolated); "
+                        "default forward,backward")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
                    help="auto = the GPU where a framework sees one, else the CPU (default)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     result = run_crosscheck(args.variant, args.framework, device=args.device, seed=args.seed,
                             batch_size=args.batch_size, require_all=args.require == "all",
+                            checks=tuple(args.check),
                             tolerances=Tolerances(args.rel_l2_tol, args.norm_max_tol),
                             given_weights=weights, progress=progress)
     print(terminal(result), end="")

@@ -11,6 +11,7 @@ from pathlib import Path
 from common.shape_table import fmt_shape
 from common.table import render
 from common.weights import atomic_write_bytes
+from crosscheck.backward import GradientRun
 from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
 
 REPORT_FILES = ("crosscheck.json", "crosscheck.md")
@@ -49,6 +50,38 @@ def framework_line(run: FrameworkRun) -> str:
     return f"{run.framework}: {FAIL}, first divergence at {first.name} ({first.kind}): {why}{growth}"
 
 
+def gradient_table(v: VariantRun, fmt: str = "table") -> str:
+    """Per layer and framework: worst end-to-end gradient error and worst own (isolated) error."""
+    runs = v.gradients
+    if not runs:
+        return ""
+    layers = list(dict.fromkeys(r.layer for r in runs[0].isolated))
+
+    def worst(rows, layer, grads_only):
+        errors = [r for r in rows if r.layer == layer and (not grads_only or r.what != "out")]
+        bad = any(not r.passed for r in errors)
+        return f"{_sci(max(r.error.rel_l2 for r in errors)) if errors else '-'} {'FAIL' if bad else 'ok'}"
+
+    headers = ["layer"] + [h for r in runs for h in (f"{r.framework} grad", f"{r.framework} own")]
+    rows = [[layer] + [c for r in runs for c in (worst(r.end_to_end, layer, True),
+                                                  worst(r.isolated, layer, False))]
+            for layer in layers]
+    return render(headers, rows, fmt)
+
+
+def gradient_line(run: GradientRun) -> str:
+    head = (f"{run.framework} backward: {run.status}, worst gradient rel L2 "
+            f"{_sci(run.worst('end_to_end', 'dL'))} end to end, {_sci(run.worst('isolated'))} "
+            f"layer-isolated, loss {_sci(run.loss_error)} ({run.seconds:.1f}s)")
+    blamed, first = run.blamed, run.first_divergence
+    if blamed is not None:
+        head += (f"; first own error at {blamed.layer} ({blamed.kind}, {blamed.what}): rel L2 "
+                 f"{_sci(blamed.error.rel_l2)}; likely {run.diagnosis}")
+    elif first is not None:
+        head += f"; end to end first off at {first.layer} ({first.what}), no layer's own error is"
+    return head
+
+
 def pair_lines(v: VariantRun) -> list[str]:
     lines = []
     for pair in v.pairs:
@@ -61,6 +94,8 @@ def pair_lines(v: VariantRun) -> list[str]:
 
 def summary(run: CrosscheckRun) -> str:
     failed = [f"{v.variant}/{f.framework}" for v in run.variants for f in v.frameworks if f.status == FAIL]
+    failed += [f"{v.variant}/{g.framework} backward" for v in run.variants for g in v.gradients
+               if g.status == FAIL]
     if run.environment_errors:
         return "ERROR: " + "; ".join(run.environment_errors)
     if failed:
@@ -79,6 +114,12 @@ def terminal(run: CrosscheckRun) -> str:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
         parts.append(variant_table(v))
         parts += [framework_line(f) for f in v.frameworks] + pair_lines(v) + [""]
+        if v.gradients:
+            parts += ["backward: train mode, shared dropout masks, mean softmax cross-entropy; "
+                      "'grad' = worst dL/d(output, weights) end to end, 'own' = worst of the "
+                      "layer fed the reference's input and gradient",
+                      gradient_table(v)]
+            parts += [gradient_line(g) for g in v.gradients] + [""]
     parts.append(summary(run))
     return "\n".join(parts) + "\n"
 
@@ -94,6 +135,9 @@ def markdown(run: CrosscheckRun) -> str:
                   variant_table(v, "markdown")]
         parts += [f"- {line}" for line in (framework_line(f) for f in v.frameworks)]
         parts += [f"- {line}" for line in pair_lines(v)] + [""]
+        if v.gradients:
+            parts += ["### backward", "", gradient_table(v, "markdown")]
+            parts += [f"- {gradient_line(g)}" for g in v.gradients] + [""]
     parts += [f"**{summary(run)}**", ""]
     return "\n".join(parts)
 
@@ -115,6 +159,8 @@ def to_json(run: CrosscheckRun) -> str:
         for f, fd in zip(v.frameworks, vd["frameworks"]):
             first = f.first_divergence
             fd["first_divergence"] = first.name if first else None
+        for g, gd in zip(v.gradients, vd["gradients"]):
+            gd["blamed_layer"] = g.blamed.layer if g.blamed else None
     return json.dumps(clean(data), indent=2) + "\n"
 
 

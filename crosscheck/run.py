@@ -22,6 +22,7 @@ from common.shapes import infer
 from common.spec import Variant
 from common.variants import get_variant
 from common.weights import Weights, init_weights
+from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, reference_chain
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
 from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend
 
@@ -75,10 +76,11 @@ class VariantRun:
     frameworks: list[FrameworkRun]
     pairs: list[PairRun]
     reference_seconds: float
+    gradients: list[GradientRun] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return any(f.status == FAIL for f in self.frameworks)
+        return any(f.status == FAIL for f in self.frameworks + self.gradients)
 
 
 @dataclass
@@ -136,8 +138,12 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
                         seconds=time.perf_counter() - start), outputs
 
 
+CHECKS = ("forward", "backward")
+
+
 def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
                    seed: int = 0, batch_size: int = 2, require_all: bool = False,
+                   checks: tuple[str, ...] = ("forward",),
                    tolerances: Tolerances = DEFAULT_TOLERANCES,
                    given_weights: Optional[dict[str, Weights]] = None,
                    progress: Optional[Callable[[str], None]] = None) -> CrosscheckRun:
@@ -184,13 +190,24 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
             divergence = run.first_divergence
             say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
+        gradients: list[GradientRun] = []
+        if "backward" in checks:
+            labels, masks = gradient_inputs(variant, len(x), seed)
+            ref_chain = reference_chain(variant, weights, x, labels, masks)
+            for name in frameworks:
+                if name in backends:
+                    gradients.append(check_gradients(backends[name], variant, weights, x, labels,
+                                                     masks, ref_chain))
+                    say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
+                        f"{gradients[-1].seconds:5.1f}s")
         pairs = [PairRun(a, b, layer_results(variant, outputs[a], outputs[b], tolerances,
                                               tolerances.pairwise_factor, scale=ref))
                  for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
-                               results, pairs, ref_seconds))
-    settings = {"variants": variants, "frameworks": frameworks, "device": device, "seed": seed,
+                               results, pairs, ref_seconds, gradients))
+    settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
+                "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,
                 "framework_details": details,
                 "python": sys.version.split()[0]}

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from common.conventions import hwc_flat_to_chw
-from common.spec import Variant
+from common.conventions import dense_from_keras, hwc_flat_to_chw, hwc_to_chw_index, hwio_to_oihw
+from common.shapes import infer
+from common.spec import Dense, Flatten, Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
 from impls.tensorflow.convert import export_canonical, load_canonical
 from impls.tensorflow.model import build_alexnet
+
+#: (C, H, W) of a flattened map while vectors are in Keras's H*W*C order, else None
+Chw = Optional[tuple[int, int, int]]
 
 
 class TensorFlowBackend:
@@ -41,6 +47,7 @@ class TensorFlowBackend:
         with tf.device(self.device):
             model = build_alexnet(variant, kernel_initializer="zeros")  # overwritten next
             load_canonical(model, weights)
+        model._alexnet_variant = variant  # Sequential forgets it; the layer-level API needs its shapes
         return model
 
     def export_weights(self, model: keras.Sequential) -> Weights:
@@ -67,6 +74,92 @@ class TensorFlowBackend:
                     out = hwc_flat_to_chw(out, chw)
                 outputs[layer.name] = np.ascontiguousarray(out, dtype=np.float32)
         return outputs
+
+    # --- layer-level gradient API (impls.base.GradientBackend) ---
+
+    @staticmethod
+    def _flat_chw(model: keras.Sequential, name: str) -> tuple[Chw, Chw]:
+        """(C, H, W) of the map flattened into layer ``name``'s input and output while
+        they are Keras H*W*C vectors (Flatten up to the first Dense after it), else None."""
+        chw: Chw = None
+        for info in infer(model._alexnet_variant):
+            before = chw
+            if isinstance(info.layer, Flatten):
+                chw = info.in_shape
+            elif isinstance(info.layer, Dense):
+                chw = None  # its kernel mixes the order away: canonical and Keras agree after
+            if info.name == name:
+                return before, chw
+        raise KeyError(f"no layer {name!r} in {model.name}")
+
+    @staticmethod
+    def _to_keras(x: np.ndarray, chw: Chw) -> tf.Tensor:
+        """Canonical array -> Keras layout: NCHW -> NHWC, C*H*W -> H*W*C vectors."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 4:
+            x = x.transpose(0, 2, 3, 1)
+        elif chw is not None:
+            x = x[:, hwc_to_chw_index(*chw)]  # chw_vector[perm] == hwc_vector
+        return tf.convert_to_tensor(np.ascontiguousarray(x))
+
+    @staticmethod
+    def _from_keras(t: tf.Tensor, chw: Chw) -> np.ndarray:
+        """Inverse of ``_to_keras``, to a float32 NumPy array."""
+        x = t.numpy()
+        if x.ndim == 4:
+            x = x.transpose(0, 3, 1, 2)
+        elif chw is not None:
+            x = hwc_flat_to_chw(x, chw)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _run_layer(self, model: keras.Sequential, name: str, x: tf.Tensor,
+                   scale: Optional[tf.Tensor]) -> tf.Tensor:
+        layer = model.get_layer(name)
+        if scale is not None and isinstance(layer, layers.Dropout):
+            return x * scale  # the shared dropout mask, applied where the spec puts it
+        return layer(x, training=False)
+
+    def forward_layer(self, model: keras.Sequential, name: str, x: np.ndarray,
+                      scale: Optional[np.ndarray] = None) -> np.ndarray:
+        chw_in, chw_out = self._flat_chw(model, name)
+        with tf.device(self.device):
+            keras_scale = None if scale is None else self._to_keras(scale, chw_in)
+            out = self._run_layer(model, name, self._to_keras(x, chw_in), keras_scale)
+            return self._from_keras(out, chw_out)
+
+    def vjp_layer(self, model: keras.Sequential, name: str, x: np.ndarray, grad_out: np.ndarray,
+                  scale: Optional[np.ndarray] = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        layer = model.get_layer(name)
+        chw_in, chw_out = self._flat_chw(model, name)
+        with tf.device(self.device):
+            leaf = self._to_keras(x, chw_in)
+            keras_scale = None if scale is None else self._to_keras(scale, chw_in)
+            params = list(layer.trainable_variables)
+            with tf.GradientTape() as tape:
+                tape.watch(leaf)  # a constant, not a variable: the tape ignores it otherwise
+                out = self._run_layer(model, name, leaf, keras_scale)
+            grads = tape.gradient(out, [leaf] + params,
+                                  output_gradients=self._to_keras(grad_out, chw_out))
+        grad_in = self._from_keras(grads[0], chw_in)
+        canonical: dict[str, np.ndarray] = {}
+        for var, grad in zip(params, grads[1:]):
+            g = np.asarray(grad.numpy(), dtype=np.float32)
+            if var.name == "kernel":  # mapped as convert.export_canonical maps the weight
+                g = hwio_to_oihw(g) if isinstance(layer, layers.Conv2D) else dense_from_keras(g, chw_in)
+                canonical[f"{name}.weight"] = g
+            else:
+                canonical[f"{name}.{var.name}"] = np.ascontiguousarray(g)
+        return grad_in, canonical
+
+    def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        with tf.device(self.device):
+            z = tf.convert_to_tensor(np.asarray(logits, dtype=np.float32))
+            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # batch mean
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                loss = loss_fn(tf.convert_to_tensor(np.asarray(labels)), z)
+            grad = tape.gradient(loss, z)
+        return float(loss.numpy()), np.ascontiguousarray(grad.numpy(), dtype=np.float32)
 
 
 BACKEND = TensorFlowBackend()
