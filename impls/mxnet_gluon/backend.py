@@ -6,6 +6,7 @@ import os
 
 import mxnet as mx
 import numpy as np
+from mxnet.gluon import nn
 
 from common.spec import Variant
 from common.weights import Weights
@@ -53,6 +54,51 @@ class MXNetBackend:
             h = block(h)
             outputs[name] = h.asnumpy()
         return outputs
+
+    def _array(self, x: np.ndarray) -> mx.nd.NDArray:
+        return mx.nd.array(x, ctx=self.ctx, dtype=np.float32)
+
+    @staticmethod
+    def _block(model: AlexNet, name: str) -> nn.HybridBlock:
+        return dict(model.named_layers())[name]
+
+    def _run_layer(self, model: AlexNet, name: str, x: mx.nd.NDArray, scale) -> mx.nd.NDArray:
+        block = self._block(model, name)
+        if scale is not None and isinstance(block, nn.Dropout):
+            return x * self._array(scale)  # the shared dropout mask, applied where the spec puts it
+        return block(x)
+
+    def forward_layer(self, model: AlexNet, name: str, x: np.ndarray, scale=None) -> np.ndarray:
+        # Outside autograd.record() nothing is taped and the Dropout block is the identity.
+        return self._run_layer(model, name, self._array(x), scale).asnumpy()
+
+    def vjp_layer(self, model: AlexNet, name: str, x: np.ndarray, grad_out: np.ndarray,
+                  scale=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        block = self._block(model, name)
+        for param in block.collect_params().values():  # Conv2D/Dense: weight and bias; else none
+            param.grad_req = "write"  # overwrite, never accumulate across calls
+            param.zero_grad()  # and no stale gradient from an earlier call survives
+        leaf = self._array(x)
+        leaf.attach_grad()
+        # Train mode: MXNet's oneDNN max pooling keeps the argmax workspace only in a training
+        # forward; after an inference forward its backward sends every window's gradient to the
+        # window's first element (apache/mxnet#10994). Not for Dropout, where train mode would
+        # make Gluon draw its own mask: there eval mode is the identity and the mask is `scale`.
+        with mx.autograd.record(train_mode=not isinstance(block, nn.Dropout)):
+            out = self._run_layer(model, name, leaf, scale)
+        out.backward(self._array(grad_out))
+        grads = {f"{name}.{key}": getattr(block, key).grad().asnumpy() for key in ("weight", "bias")
+                 if isinstance(block, (nn.Conv2D, nn.Dense))}
+        return leaf.grad.asnumpy(), grads
+
+    def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+        z = self._array(logits)
+        z.attach_grad()
+        with mx.autograd.record(train_mode=False):
+            # per-sample losses (softmax over the last axis, sparse labels); the mean is the loss
+            loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(z, self._array(labels)).mean()
+        loss.backward()
+        return float(loss.asscalar()), z.grad.asnumpy()
 
 
 BACKEND = MXNetBackend()
