@@ -62,6 +62,8 @@ class Chain:
     output_grads: dict[str, np.ndarray]   # dL/d(layer output)
     input_grads: dict[str, np.ndarray]    # dL/d(layer input)
     param_grads: dict[str, np.ndarray]
+    #: layer -> what the framework raised there (e.g. after a shape mismatch upstream)
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,32 +113,48 @@ def reference_chain(variant: Variant, weights: Weights, x: np.ndarray, labels: n
 def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarray,
               scales: dict[str, np.ndarray], isolate_on: Optional[Chain] = None) -> Chain:
     """Forward then backward through the framework, layer by layer. With ``isolate_on``
-    (the reference's chain) every layer gets the reference's input and output gradient."""
+    (the reference's chain) every layer gets the reference's input and output gradient.
+    A layer that raises is recorded in ``errors``; end to end the chain stops there."""
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     infos = infer(variant)
-    inputs, outputs = {}, {}
+    chain = Chain(float("nan"), {}, {}, {}, {})
+    inputs = {}
     h = x
     for i, info in enumerate(infos):
         if isolate_on is not None and i > 0:
             h = isolate_on.outputs[infos[i - 1].name]
         inputs[info.name] = f32(h)
-        h = outputs[info.name] = backend.forward_layer(model, info.name, inputs[info.name],
-                                                       scales.get(info.name))
+        try:
+            h = backend.forward_layer(model, info.name, inputs[info.name], scales.get(info.name))
+        except Exception as exc:  # a framework's own error message, kept for the report
+            chain.errors[info.name] = f"forward raised {type(exc).__name__}: {exc}"[:300]
+            if isolate_on is None:
+                return chain
+            continue
+        chain.outputs[info.name] = h
     logits = h if isolate_on is None else isolate_on.outputs[infos[-1].name]
-    loss, g = backend.loss_and_grad(f32(logits), labels)
-    output_grads, input_grads, param_grads = {}, {}, {}
+    chain.loss, g = backend.loss_and_grad(f32(logits), labels)
     for info in reversed(infos):
         if isolate_on is not None:
             g = isolate_on.output_grads[info.name]
-        output_grads[info.name] = g
-        g, grads = backend.vjp_layer(model, info.name, inputs[info.name], f32(g), scales.get(info.name))
-        input_grads[info.name] = g
-        param_grads.update(grads)
-    return Chain(loss, outputs, output_grads, input_grads, param_grads)
+        chain.output_grads[info.name] = g
+        try:
+            g, grads = backend.vjp_layer(model, info.name, inputs[info.name], f32(g),
+                                         scales.get(info.name))
+        except Exception as exc:
+            chain.errors.setdefault(info.name, f"backward raised {type(exc).__name__}: {exc}"[:300])
+            if isolate_on is None:
+                return chain
+            continue
+        chain.input_grads[info.name] = g
+        chain.param_grads.update(grads)
+    return chain
 
 
 def _untied(grad: np.ndarray, ref_grad: np.ndarray, pool_input: np.ndarray, info: LayerInfo):
     """Both gradients with the ambiguous max-pool tie positions zeroed."""
+    if grad.shape != ref_grad.shape:
+        return grad, ref_grad  # layer_error reports the shape mismatch
     ties = max_pool_ties(pool_input, info)
     return np.where(ties, 0.0, grad), np.where(ties, 0.0, ref_grad)
 
@@ -146,27 +164,32 @@ def compare_chains(variant: Variant, got: Chain, ref: Chain, x: np.ndarray,
     infos = infer(variant)
     rows: list[Row] = []
 
-    def add(info: LayerInfo, what: str, value: np.ndarray, expected: np.ndarray) -> None:
-        error = layer_error(np.asarray(value), expected)
+    def add(info: LayerInfo, what: str, value: Optional[np.ndarray], expected: np.ndarray) -> None:
+        if value is None:
+            error = LayerError(np.inf, np.inf, np.inf, got.errors.get(info.name, "not computed"))
+        else:
+            error = layer_error(np.asarray(value), expected)
         limit = (tol.isolated if isolated else
                  tol.end_to_end_outputs if what == "out" else tol.end_to_end_gradients)
         rows.append(Row(info.name, info.kind, what, error, error.passes(limit)))
 
     for i, info in enumerate(infos):
         prefix = "own " if isolated else ""
-        add(info, prefix + "out", got.outputs[info.name], ref.outputs[info.name])
-        grad, ref_grad = got.input_grads[info.name], ref.input_grads[info.name]
-        if isinstance(info.layer, MaxPool2d):
+        add(info, prefix + "out", got.outputs.get(info.name), ref.outputs[info.name])
+        grad, ref_grad = got.input_grads.get(info.name), ref.input_grads[info.name]
+        if isinstance(info.layer, MaxPool2d) and grad is not None:
             pool_input = x if i == 0 else ref.outputs[infos[i - 1].name]
             grad, ref_grad = _untied(grad, ref_grad, np.asarray(pool_input, np.float64), info)
         if isolated or i == 0:
             add(info, prefix + "dL/din", grad, ref_grad)
         for key in (f"{info.name}.weight", f"{info.name}.bias"):
             if key in ref.param_grads:
-                add(info, prefix + "dL/d" + key.split(".")[1], got.param_grads[key], ref.param_grads[key])
+                add(info, prefix + "dL/d" + key.split(".")[1], got.param_grads.get(key),
+                    ref.param_grads[key])
         if not isolated:
-            grad, ref_grad = got.output_grads[info.name], ref.output_grads[info.name]
-            if i + 1 < len(infos) and isinstance(infos[i + 1].layer, MaxPool2d):
+            grad, ref_grad = got.output_grads.get(info.name), ref.output_grads[info.name]
+            if (i + 1 < len(infos) and isinstance(infos[i + 1].layer, MaxPool2d)
+                    and grad is not None):
                 grad, ref_grad = _untied(grad, ref_grad, ref.outputs[info.name], infos[i + 1])
             add(info, "dL/dout", grad, ref_grad)
     return rows
@@ -216,6 +239,8 @@ def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, 
     isolated_chain = run_chain(backend, model, variant, x, labels, scales, isolate_on=ref)
     isolated = compare_chains(variant, isolated_chain, ref, x, tol, isolated=True)
     loss_error = abs(isolated_chain.loss - ref.loss) / abs(ref.loss)
+    if not np.isfinite(loss_error):
+        loss_error = float("inf")
     run = GradientRun(backend.name, "pass", loss_error, end_to_end, isolated,
                       seconds=time.perf_counter() - start)
     if run.blamed is not None or run.first_divergence is not None or loss_error > tol.isolated.rel_l2:

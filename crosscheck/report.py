@@ -109,15 +109,18 @@ def terminal(run: CrosscheckRun) -> str:
     """The readable report printed by ``alexnet crosscheck``."""
     tol = run.tolerances
     parts = [f"tolerances: rel L2 <= {tol.rel_l2:.0e} and normalized max <= {tol.norm_max:.0e} "
-             f"against float64 (x{tol.pairwise_factor:g} between frameworks)\n"]
+             f"against float64 (x{tol.pairwise_factor:g} between frameworks)"]
+    if any(v.gradients for v in run.variants):
+        parts.append("backward tables: 'grad' = worst error of dL/d(output, weights) end to end "
+                     "(tolerance 2e-2), 'own' = worst error of the layer fed the reference's input "
+                     "and output gradient (1e-5)")
+    parts.append("")
     for v in run.variants:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
         parts.append(variant_table(v))
         parts += [framework_line(f) for f in v.frameworks] + pair_lines(v) + [""]
         if v.gradients:
-            parts += ["backward: train mode, shared dropout masks, mean softmax cross-entropy; "
-                      "'grad' = worst dL/d(output, weights) end to end, 'own' = worst of the "
-                      "layer fed the reference's input and gradient",
+            parts += ["backward (train mode, shared dropout masks, mean softmax cross-entropy):",
                       gradient_table(v)]
             parts += [gradient_line(g) for g in v.gradients] + [""]
     parts.append(summary(run))
@@ -165,8 +168,8 @@ def to_json(run: CrosscheckRun) -> str:
 
 
 def prepare_report_dir(directory: Path, overwrite: bool) -> None:
-    """Create ``directory``; FileExistsError if a report is already there and not
-    ``overwrite``, OSError with a plain message if it cannot be written."""
+    """Create ``directory``; FileExistsError if a report (JSON, markdown, PNG) is already
+    there and not ``overwrite``, OSError with a plain message if it cannot be written."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -174,6 +177,7 @@ def prepare_report_dir(directory: Path, overwrite: bool) -> None:
     if not os.access(directory, os.W_OK):
         raise OSError(f"report directory {directory} is not writable")
     existing = [str(directory / name) for name in REPORT_FILES if (directory / name).exists()]
+    existing += [str(p) for p in sorted(directory.glob("errors-*.png"))]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --force to overwrite")
 
@@ -184,4 +188,6 @@ def write_reports(run: CrosscheckRun, directory: Path, *, overwrite: bool) -> li
     paths = [directory / name for name in REPORT_FILES]
     for path, text in zip(paths, (to_json(run), markdown(run))):
         atomic_write_bytes(path, text.encode(), overwrite=overwrite)
-    return paths
+    from crosscheck.plot import write_plots  # matplotlib only when pictures are asked for
+
+    return paths + write_plots(run, directory, overwrite=overwrite)

@@ -125,6 +125,7 @@ def test_cli_pass_writes_reports(tmp_path, capsys):
     report = json.loads((tmp_path / "crosscheck.json").read_text())
     assert report["exit_code"] == 0 and report["variants"][0]["frameworks"][0]["status"] == PASS
     assert "| conv1" in (tmp_path / "crosscheck.md").read_text()
+    assert (tmp_path / "errors-cifar-small.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A second run does not overwrite the reports unless asked.
     assert main(["crosscheck", "--variant", "cifar-small", "--framework", "pytorch",
                  "--report", str(tmp_path), *QUIET]) == 2

@@ -162,4 +162,8 @@ class TensorFlowBackend:
         return float(loss.numpy()), np.ascontiguousarray(grad.numpy(), dtype=np.float32)
 
 
+# Keras 3 wraps each grouped convolution on the CPU in a new tf.function (XLA), so every call
+# "retraces" and TensorFlow warns about it; the results are right, the warning is noise.
+tf.get_logger().setLevel("ERROR")
+
 BACKEND = TensorFlowBackend()
