@@ -35,6 +35,13 @@ def variant_table(v: VariantRun, fmt: str = "table") -> str:
     return render(headers, rows, fmt, right_align_from=2)
 
 
+def determinism(run: FrameworkRun) -> str:
+    if not run.run_to_run:
+        return "two runs bit-identical"
+    first = next(iter(run.run_to_run))
+    return f"two runs DIFFER from {first} on (largest difference {_sci(max(run.run_to_run.values()))})"
+
+
 def framework_line(run: FrameworkRun) -> str:
     if not run.layers:
         return f"{run.framework}: {run.status} ({run.detail})"
@@ -42,12 +49,13 @@ def framework_line(run: FrameworkRun) -> str:
     first = run.first_divergence
     if first is None:
         return (f"{run.framework}: {PASS}, worst rel L2 {_sci(worst.error.rel_l2)} at {worst.name}, "
-                f"worst normalized max {_sci(max(l.error.norm_max for l in run.layers))} "
-                f"({run.seconds:.1f}s)")
+                f"worst normalized max {_sci(max(l.error.norm_max for l in run.layers))}, "
+                f"{determinism(run)} ({run.seconds:.1f}s)")
     why = first.error.problem or (f"rel L2 {_sci(first.error.rel_l2)}, normalized max "
                                   f"{_sci(first.error.norm_max)}")
     growth = f", error grew x{first.growth:.0e} there" if first.growth and first.growth > 10 else ""
-    return f"{run.framework}: {FAIL}, first divergence at {first.name} ({first.kind}): {why}{growth}"
+    return (f"{run.framework}: {FAIL}, first divergence at {first.name} ({first.kind}): {why}{growth}; "
+            f"{determinism(run)}")
 
 
 def gradient_table(v: VariantRun, fmt: str = "table") -> str:

@@ -47,6 +47,9 @@ class FrameworkRun:
     detail: str = ""
     layers: list[LayerResult] = field(default_factory=list)
     seconds: float = 0.0
+    #: layer -> largest difference between two runs on the same input (reported, not judged:
+    #: some GPU kernels are nondeterministic by design); empty when bit-identical
+    run_to_run: dict[str, float] = field(default_factory=dict)
 
     @property
     def first_divergence(self) -> Optional[LayerResult]:
@@ -132,10 +135,13 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
     start = time.perf_counter()
     model = backend.build(variant, weights)
     outputs = backend.layer_outputs(model, x)
+    again = backend.layer_outputs(model, x)  # determinism: the same input, a second time
+    run_to_run = {name: float(np.max(np.abs(out - again[name]))) for name, out in outputs.items()
+                  if out.shape != again[name].shape or not np.array_equal(out, again[name], equal_nan=True)}
     layers = layer_results(variant, outputs, ref, tol)
     status = PASS if all(layer.passed for layer in layers) else FAIL
-    return FrameworkRun(backend.name, status, layers=layers,
-                        seconds=time.perf_counter() - start), outputs
+    return FrameworkRun(backend.name, status, layers=layers, seconds=time.perf_counter() - start,
+                        run_to_run=run_to_run), outputs
 
 
 CHECKS = ("forward", "backward")

@@ -261,3 +261,24 @@ def test_cli_unwritable_report_dir_fails_before_the_run(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 2 and "cannot create report directory" in captured.err
     assert captured.out == "" and blocker.read_text() == "not a directory"
+
+
+def test_run_to_run_differences_are_reported(monkeypatch):
+    backend_or_skip("pytorch")
+    import impls.pytorch.backend as b
+    original = b.PyTorchBackend.layer_outputs
+    calls = []
+
+    def flaky(self, model, x):  # the second run differs in fc4, as a nondeterministic kernel would
+        outputs = original(self, model, x)
+        calls.append(1)
+        if len(calls) % 2 == 0:
+            outputs["fc4"] = outputs["fc4"] + 1e-3
+        return outputs
+
+    assert not check("cifar-small", "pytorch").run_to_run
+    monkeypatch.setattr(b.PyTorchBackend, "layer_outputs", flaky)
+    result = check("cifar-small", "pytorch")
+    assert set(result.run_to_run) == {"fc4"} and result.run_to_run["fc4"] == pytest.approx(1e-3, rel=0.05)
+    from crosscheck.report import framework_line
+    assert "two runs DIFFER from fc4 on" in framework_line(result)
