@@ -17,6 +17,7 @@ Two modes, compared with the float64 reference (``common.reference_backward``):
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -86,7 +87,6 @@ class GradientRun:
     isolated: list[Row] = field(default_factory=list)
     diagnosis: Optional[str] = None
     seconds: float = 0.0
-    detail: str = ""
 
     @property
     def first_divergence(self) -> Optional[Row]:
@@ -228,8 +228,6 @@ def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, 
                     masks: dict[str, np.ndarray], ref: Chain,
                     tol: GradientTolerances = DEFAULT_GRADIENT_TOLERANCES) -> GradientRun:
     """End-to-end and layer-isolated gradient comparison of one framework."""
-    import time
-
     start = time.perf_counter()
     scales = {name: dropout_scale(mask, variant.layer(name).p).astype(np.float32)
               for name, mask in masks.items()}
