@@ -52,12 +52,18 @@ def lrn(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:
     return x / (layer.k + layer.alpha * window_sum) ** layer.beta
 
 
-def max_pool2d(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:
+def pool_windows(x: np.ndarray, info: LayerInfo) -> tuple[np.ndarray, np.ndarray]:
+    """A max pool's input padded with -inf by ``info.padding``, and its (N, C, OH, OW, k, k)
+    windows (views of the padded input)."""
     layer: MaxPool2d = info.layer  # type: ignore[assignment]
     top, bottom, left, right = info.padding
-    x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
     _, oh, ow = info.out_shape
-    return windows(x, layer.kernel, layer.stride)[:, :, :oh, :ow].max(axis=(4, 5))
+    return xp, windows(xp, layer.kernel, layer.stride)[:, :, :oh, :ow]
+
+
+def max_pool2d(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:
+    return pool_windows(x, info)[1].max(axis=(4, 5))
 
 
 def adaptive_avg_pool2d(x: np.ndarray, info: LayerInfo, w: Weights) -> np.ndarray:

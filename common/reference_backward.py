@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from common import reference
-from common.reference import windows
+from common.reference import pool_windows, windows
 from common.shapes import LayerInfo, infer
 from common.spec import (
     LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Softmax, Variant,
@@ -25,6 +25,12 @@ from common.weights import Weights
 
 ParamGrads = dict[str, np.ndarray]
 Masks = dict[str, np.ndarray]
+
+
+def _unpad(a: np.ndarray, padding: tuple[int, int, int, int]) -> np.ndarray:
+    """The inverse of padding an NCHW array by ``(top, bottom, left, right)``."""
+    top, bottom, left, right = padding
+    return a[:, :, top:a.shape[2] - bottom, left:a.shape[3] - right]
 
 
 def dropout_scale(keep: np.ndarray, p: float) -> np.ndarray:
@@ -56,8 +62,7 @@ def conv2d(x, y, g, info: LayerInfo, w: Weights, scale=None):
             for b in range(k):
                 grad_xp[:, gi, a:a + s * oh:s, b:b + s * ow:s] += np.einsum(
                     "noij,oc->ncij", g[:, go], weight[go, :, a, b], optimize=True)
-    grad_x = grad_xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
-    return grad_x, {f"{layer.name}.weight": grad_w, f"{layer.name}.bias": g.sum(axis=(0, 2, 3))}
+    return _unpad(grad_xp, info.padding), {f"{layer.name}.weight": grad_w, f"{layer.name}.bias": g.sum(axis=(0, 2, 3))}
 
 
 def relu(x, y, g, info, w, scale=None):
@@ -82,18 +87,16 @@ def lrn(x, y, g, info: LayerInfo, w, scale=None):
 def max_pool2d(x, y, g, info: LayerInfo, w, scale=None):
     """Each window's gradient goes to its (first) largest element."""
     layer: MaxPool2d = info.layer  # type: ignore[assignment]
-    top, bottom, left, right = info.padding
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+    xp, win = pool_windows(x, info)
     n, c, oh, ow = g.shape
     k, s = layer.kernel, layer.stride
-    win = windows(xp, k, s)[:, :, :oh, :ow].reshape(n, c, oh, ow, k * k)
-    arg = win.argmax(axis=-1)
+    arg = win.reshape(n, c, oh, ow, k * k).argmax(axis=-1)
     rows = np.arange(oh)[None, None, :, None] * s + arg // k
     cols = np.arange(ow)[None, None, None, :] * s + arg % k
     grad_xp = np.zeros_like(xp)
     ni, ci = np.indices((n, c, oh, ow))[:2]
     np.add.at(grad_xp, (ni, ci, rows, cols), g)
-    return grad_xp[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right], {}
+    return _unpad(grad_xp, info.padding), {}
 
 
 #: Two values closer than this (relative to the largest |value| of the tensor) may come
@@ -107,18 +110,17 @@ def max_pool_ties(x: np.ndarray, info: LayerInfo) -> np.ndarray:
     elsewhere, values closer than the float32 forward error). Each framework routes
     such a gradient its own way, and all are right; comparisons skip them."""
     layer: MaxPool2d = info.layer  # type: ignore[assignment]
-    top, bottom, left, right = info.padding
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+    xp, win = pool_windows(x, info)
     n, c, oh, ow = (x.shape[0],) + info.out_shape
     k, s = layer.kernel, layer.stride
-    win = windows(xp, k, s)[:, :, :oh, :ow].reshape(n, c, oh, ow, k * k)
+    win = win.reshape(n, c, oh, ow, k * k)
     top_value = win.max(axis=-1, keepdims=True)
     is_max = win >= top_value - FLOAT32_TIE * np.abs(x).max()
     tied = is_max & (is_max.sum(axis=-1, keepdims=True) > 1)
     arg = np.nonzero(tied)
     mask = np.zeros(xp.shape, dtype=bool)
     mask[arg[0], arg[1], arg[2] * s + arg[4] // k, arg[3] * s + arg[4] % k] = True
-    return mask[:, :, top:xp.shape[2] - bottom, left:xp.shape[3] - right]
+    return _unpad(mask, info.padding)
 
 
 def adaptive_avg_pool2d(x, y, g, info: LayerInfo, w, scale=None):
