@@ -186,10 +186,12 @@ def forward_train(variant: Variant, weights: Weights, x: np.ndarray,
 def backward(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
              masks: Optional[Masks] = None):
     """Loss, every layer's output, dL/d(every layer's output), dL/d(input) and
-    dL/d(every parameter), all float64."""
+    dL/d(every parameter), all float64. The loss is taken at ``variant.logits_layer``;
+    a final Softmax after it has no gradient."""
     infos = infer(variant)
     outputs = forward_train(variant, weights, x, masks)
-    loss, g = cross_entropy(outputs[infos[-1].name], labels)
+    loss, g = cross_entropy(outputs[variant.logits_layer], labels)
+    infos = infos[:[i.name for i in infos].index(variant.logits_layer) + 1]
     output_grads: dict[str, np.ndarray] = {}
     param_grads: ParamGrads = {}
     inputs = [np.asarray(x, dtype=np.float64)] + [outputs[i.name] for i in infos[:-1]]

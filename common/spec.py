@@ -129,6 +129,15 @@ class Variant:
     source: str
     notes: str = ""
 
+    @property
+    def logits_layer(self) -> str:
+        """The layer whose output the training loss (softmax cross-entropy) takes as
+        logits: the last one, or the one before a final Softmax. The loss folds that
+        Softmax in, as Keras does: the log of a float32 softmax output is -inf once a
+        probability underflows, log-softmax of the logits never is."""
+        last = self.layers[-1]
+        return self.layers[-2].name if isinstance(last, Softmax) else last.name
+
     def layer(self, name: str) -> Layer:
         """The layer called ``name``; KeyError names the layers there are."""
         for layer in self.layers:

@@ -105,7 +105,7 @@ class GradientRun:
 def reference_chain(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
                     masks: dict[str, np.ndarray]) -> Chain:
     loss, outputs, output_grads, grad_x, param_grads = reference_backward(variant, weights, x, labels, masks)
-    names = [i.name for i in infer(variant)]
+    names = list(output_grads)  # up to the logits layer: a final Softmax has no gradient
     input_grads = {name: (grad_x if i == 0 else output_grads[names[i - 1]]) for i, name in enumerate(names)}
     return Chain(loss, outputs, output_grads, input_grads, param_grads)
 
@@ -132,7 +132,9 @@ def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarra
                 return chain
             continue
         chain.outputs[info.name] = h
-    logits = h if isolate_on is None else isolate_on.outputs[infos[-1].name]
+    # the loss folds a final Softmax in (Variant.logits_layer): backward starts below it
+    infos = infos[:[i.name for i in infos].index(variant.logits_layer) + 1]
+    logits = (chain.outputs if isolate_on is None else isolate_on.outputs)[infos[-1].name]
     chain.loss, g = backend.loss_and_grad(f32(logits), labels)
     for info in reversed(infos):
         if isolate_on is not None:
@@ -176,6 +178,8 @@ def compare_chains(variant: Variant, got: Chain, ref: Chain, x: np.ndarray,
     for i, info in enumerate(infos):
         prefix = "own " if isolated else ""
         add(info, prefix + "out", got.outputs.get(info.name), ref.outputs[info.name])
+        if info.name not in ref.output_grads:
+            continue  # a final Softmax, folded into the loss
         grad, ref_grad = got.input_grads.get(info.name), ref.input_grads[info.name]
         if isinstance(info.layer, MaxPool2d) and grad is not None:
             pool_input = x if i == 0 else ref.outputs[infos[i - 1].name]
@@ -229,8 +233,7 @@ def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, 
                     tol: GradientTolerances = DEFAULT_GRADIENT_TOLERANCES) -> GradientRun:
     """End-to-end and layer-isolated gradient comparison of one framework."""
     start = time.perf_counter()
-    scales = {name: dropout_scale(mask, variant.layer(name).p).astype(np.float32)
-              for name, mask in masks.items()}
+    scales = float32_scales(variant, masks)
     model = backend.build(variant, weights)
     end_to_end = compare_chains(variant, run_chain(backend, model, variant, x, labels, scales),
                                 ref, x, tol, isolated=False)
@@ -246,6 +249,12 @@ def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, 
         if run.blamed is not None:
             run.diagnosis = diagnose(variant, run.blamed)
     return run
+
+
+def float32_scales(variant: Variant, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The dropout factors ``mask / (1 - p)`` the frameworks get, per Dropout layer."""
+    return {name: dropout_scale(mask, variant.layer(name).p).astype(np.float32)
+            for name, mask in masks.items()}
 
 
 def gradient_inputs(variant: Variant, batch: int, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

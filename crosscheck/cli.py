@@ -27,10 +27,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--framework", type=choice_list(all_frameworks(), allow_all=True), default="all",
                    help=f"comma-separated frameworks or 'all' ({', '.join(all_frameworks())})")
     p.add_argument("--check", type=choice_list(list(CHECKS), allow_all=True),
-                   default="forward,backward",
+                   default="all",
                    help="what to compare: forward (eval mode; always run, the other checks "
                         "build on it), backward (train-mode forward with shared dropout masks, "
-                        "gradients end to end and layer-isolated); default forward,backward")
+                        "gradients end to end and layer-isolated), step (3 steps of each "
+                        "framework's own SGD and Adam against the float64 update); default all")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
                    help="auto = the GPU where a framework sees one, else the CPU (default)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")

@@ -13,6 +13,7 @@ from common.table import render
 from common.weights import atomic_write_bytes
 from crosscheck.backward import GradientRun
 from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
+from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, StepRun
 
 REPORT_FILES = ("crosscheck.json", "crosscheck.md")
 
@@ -90,6 +91,39 @@ def gradient_line(run: GradientRun) -> str:
     return head
 
 
+def step_table(v: VariantRun, fmt: str = "table") -> str:
+    """Per framework and optimizer: the worst weight error after the first and last step."""
+    headers = ["framework", "optimizer", "step 1 (eps|w|)", f"step {STEPS} (eps|w|)",
+               f"step {STEPS} update rel L2", "verdict"]
+    rows = []
+    for run in v.steps:
+        for optimizer in dict.fromkeys(r.optimizer for r in run.rows):
+            (first, _), (last, update) = run.worst(optimizer, 1), run.worst(optimizer, STEPS)
+            bad = any(not r.passed for r in run.rows if r.optimizer == optimizer)
+            rows.append([run.framework, optimizer, f"{first:.2f}", f"{last:.2f}", _sci(update),
+                         "FAIL" if bad else "ok"])
+    return render(headers, rows, fmt)
+
+
+def step_line(run: StepRun) -> str:
+    worst_grad = max((e.rel_l2 for e in run.gradients.values()), default=float("nan"))
+    head = (f"{run.framework} step: {run.status}, first-step gradients rel L2 {_sci(worst_grad)}, "
+            f"loss {_sci(run.loss_error)}, "
+            + ("run-to-run identical" if not run.run_to_run else
+               f"run-to-run gradients differ by up to {_sci(max(run.run_to_run.values()))} "
+               f"({len(run.run_to_run)} parameters)")
+            + f" ({run.seconds:.1f}s)")
+    if run.error:
+        return head + f"; raised {run.error}"
+    first = run.first_failure
+    if first is not None:
+        head += (f"; first off: {first.optimizer} step {first.step} {first.param} by "
+                 f"{first.eps_units:.3g} eps|w| (update rel L2 {_sci(first.update_rel_l2)})")
+    elif not run.gradients_passed:
+        head += "; the training step's gradients are off (see the backward check)"
+    return head
+
+
 def pair_lines(v: VariantRun) -> list[str]:
     lines = []
     for pair in v.pairs:
@@ -104,6 +138,8 @@ def summary(run: CrosscheckRun) -> str:
     failed = [f"{v.variant}/{f.framework}" for v in run.variants for f in v.frameworks if f.status == FAIL]
     failed += [f"{v.variant}/{g.framework} backward" for v in run.variants for g in v.gradients
                if g.status == FAIL]
+    failed += [f"{v.variant}/{s.framework} step" for v in run.variants for s in v.steps
+               if s.status == FAIL]
     if run.environment_errors:
         return "ERROR: " + "; ".join(run.environment_errors)
     if failed:
@@ -122,6 +158,10 @@ def terminal(run: CrosscheckRun) -> str:
         parts.append("backward tables: 'grad' = worst error of dL/d(output, weights) end to end "
                      "(tolerance 2e-2), 'own' = worst error of the layer fed the reference's input "
                      "and output gradient (1e-5)")
+    if any(v.steps for v in run.variants):
+        parts.append(f"step tables: weights after each framework's own optimizer step against the "
+                     f"float64 update of the same gradients, worst element in float32 eps times "
+                     f"its largest |w| (tolerance {DEFAULT_STEP_TOLERANCES.weights:g})")
     parts.append("")
     for v in run.variants:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
@@ -131,6 +171,9 @@ def terminal(run: CrosscheckRun) -> str:
             parts += ["backward (train mode, shared dropout masks, mean softmax cross-entropy):",
                       gradient_table(v)]
             parts += [gradient_line(g) for g in v.gradients] + [""]
+        if v.steps:
+            parts += [f"optimizer steps ({STEPS}, same batch and masks each step):", step_table(v)]
+            parts += [step_line(s) for s in v.steps] + [""]
     parts.append(summary(run))
     return "\n".join(parts) + "\n"
 
@@ -149,6 +192,9 @@ def markdown(run: CrosscheckRun) -> str:
         if v.gradients:
             parts += ["### backward", "", gradient_table(v, "markdown")]
             parts += [f"- {gradient_line(g)}" for g in v.gradients] + [""]
+        if v.steps:
+            parts += ["### optimizer steps", "", step_table(v, "markdown")]
+            parts += [f"- {step_line(s)}" for s in v.steps] + [""]
     parts += [f"**{summary(run)}**", ""]
     return "\n".join(parts)
 
@@ -172,6 +218,9 @@ def to_json(run: CrosscheckRun) -> str:
             fd["first_divergence"] = first.name if first else None
         for g, gd in zip(v.gradients, vd["gradients"]):
             gd["blamed_layer"] = g.blamed.layer if g.blamed else None
+        for s, sd in zip(v.steps, vd["steps"]):
+            first = s.first_failure
+            sd["first_failure"] = asdict(first) if first else None
     return json.dumps(clean(data), indent=2) + "\n"
 
 

@@ -24,6 +24,7 @@ from common.variants import get_variant
 from common.weights import Weights, init_weights
 from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, reference_chain
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
+from crosscheck.step import StepRun, check_steps
 from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend
 
 PASS, FAIL, SKIPPED, ERROR = "pass", "FAIL", "skipped", "error"
@@ -80,10 +81,11 @@ class VariantRun:
     pairs: list[PairRun]
     reference_seconds: float
     gradients: list[GradientRun] = field(default_factory=list)
+    steps: list[StepRun] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return any(f.status == FAIL for f in self.frameworks + self.gradients)
+        return any(f.status == FAIL for f in self.frameworks + self.gradients + self.steps)
 
 
 @dataclass
@@ -144,7 +146,7 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
                         run_to_run=run_to_run), outputs
 
 
-CHECKS = ("forward", "backward")
+CHECKS = ("forward", "backward", "step")
 
 
 def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
@@ -197,21 +199,29 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
             say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
         gradients: list[GradientRun] = []
-        if "backward" in checks:
+        steps: list[StepRun] = []
+        if "backward" in checks or "step" in checks:
             labels, masks = gradient_inputs(variant, len(x), seed)
             ref_chain = reference_chain(variant, weights, x, labels, masks)
-            for name in frameworks:
-                if name in backends:
-                    gradients.append(check_gradients(backends[name], variant, weights, x, labels,
-                                                     masks, ref_chain))
-                    say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
-                        f"{gradients[-1].seconds:5.1f}s")
+        for name in frameworks:
+            if name not in backends:
+                continue
+            if "backward" in checks:
+                gradients.append(check_gradients(backends[name], variant, weights, x, labels,
+                                                 masks, ref_chain))
+                say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
+                    f"{gradients[-1].seconds:5.1f}s")
+            if "step" in checks:
+                steps.append(check_steps(backends[name], variant, weights, x, labels, masks,
+                                         ref_chain))
+                say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
+                    f"{steps[-1].seconds:5.1f}s")
         pairs = [PairRun(a, b, layer_results(variant, outputs[a], outputs[b], tolerances,
                                               tolerances.pairwise_factor, scale=ref))
                  for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
-                               results, pairs, ref_seconds, gradients))
+                               results, pairs, ref_seconds, gradients, steps))
     settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
                 "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,

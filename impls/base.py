@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
 
@@ -52,7 +53,7 @@ class Backend(Protocol):
 
 
 class GradientBackend(Backend, Protocol):
-    """Layer-level training interface used by the backward check (issue 3).
+    """Training interface of the backward and step checks: layer-level and whole steps.
 
     Tensors in and out are NumPy, canonical layout (NCHW, C*H*W flatten), float32 in,
     float32 out. ``scale`` is the dropout factor ``mask / (1 - p)`` for a Dropout layer
@@ -70,6 +71,16 @@ class GradientBackend(Backend, Protocol):
 
     def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """The framework's own mean softmax cross-entropy and its gradient w.r.t. logits."""
+
+    def make_optimizer(self, model: Any, spec: OptimizerSpec) -> Any:
+        """The framework's own optimizer for ``spec`` (arguments from
+        ``common.optim.framework_optimizer``) over every parameter of ``model``."""
+
+    def train_step(self, model: Any, optimizer: Any, x: np.ndarray, labels: np.ndarray,
+                   scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
+        """One whole training step with the given dropout factors: train-mode forward,
+        loss, backward, optimizer step. Returns the loss and the gradients it used
+        (canonical keys and layout, before any weight decay)."""
 
 
 def is_installed(framework: str) -> bool:

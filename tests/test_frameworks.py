@@ -69,3 +69,42 @@ def test_gluon_model_hybridizes_to_the_same_output():
     eager = model(mx.nd.array(x)).asnumpy()
     model.hybridize(static_alloc=True, static_shape=True)
     np.testing.assert_array_equal(model(mx.nd.array(x)).asnumpy(), eager)
+
+
+ONEDNN_REPRODUCTION = """
+import numpy as np, impls.mxnet_gluon, mxnet as mx
+from common.optim import OPTIMIZERS
+from common.variants import get_variant
+from common.weights import init_weights
+from common.inputs import crosscheck_batch
+from crosscheck.backward import float32_scales, gradient_inputs, reference_chain
+from impls.base import load_backend
+variant = get_variant("paper", num_classes=5, input_size=(67, 67))
+weights = init_weights(variant, 0)
+x = crosscheck_batch(variant, 2, 0)
+labels, masks = gradient_inputs(variant, len(x), 0)
+ref = reference_chain(variant, weights, x, labels, masks)
+backend = load_backend("mxnet")
+model = backend.build(variant, weights)
+_, grads = backend.train_step(model, backend.make_optimizer(model, OPTIMIZERS["sgd"]), x, labels,
+                              float32_scales(variant, masks))
+g, r = grads["conv1.weight"], ref.param_grads["conv1.weight"]
+print(np.linalg.norm(g - r) / np.linalg.norm(r))
+"""
+
+
+@pytest.mark.parametrize("onednn,broken", [("0", False), ("1", True)])
+def test_mxnet_onednn_conv_relu_lrn_pool_gradient(onednn, broken):
+    """Why impls/mxnet_gluon/__init__.py turns oneDNN off: with it, conv1's gradient
+    through ReLU, LRN and max pooling in one graph is wrong. When the oneDNN case starts
+    passing, MXNet has fixed it and the default can go."""
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import backend_or_skip
+    backend_or_skip("mxnet")
+    env = {**os.environ, "MXNET_MKLDNN_ENABLED": onednn, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-c", ONEDNN_REPRODUCTION], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    error = float(out.strip().splitlines()[-1])
+    assert (error > 0.1) if broken else (error < 1e-5), error

@@ -13,7 +13,7 @@ from tests.test_frameworks import odd_variant
 
 def loss_of(variant, weights, x, labels, masks):
     outputs = forward_train(variant, weights, x, masks)
-    return cross_entropy(outputs[variant.layers[-1].name], labels)[0]
+    return cross_entropy(outputs[variant.logits_layer], labels)[0]
 
 
 def small_cases():
@@ -21,6 +21,8 @@ def small_cases():
     # paper's layer kinds (groups, LRN at its constants) on a small input
     yield "paper-small", get_variant("paper", num_classes=5, input_size=(67, 67))
     yield "torchvision-small", get_variant("torchvision", num_classes=4, input_size=(63, 63))
+    # SAME padding, and a final Softmax folded into the loss
+    yield "tf-benchmark-small", get_variant("tf-benchmark", num_classes=5, input_size=(67, 67))
 
 
 def finite_difference_mismatches(variant) -> list[str]:

@@ -8,11 +8,13 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 
+from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
 from impls.mxnet_gluon.convert import export_canonical, load_canonical
 from impls.mxnet_gluon.model import AlexNet
+from impls.mxnet_gluon.training import cross_entropy, make_optimizer, train_step
 
 
 class MXNetBackend:
@@ -95,10 +97,20 @@ class MXNetBackend:
         z = self._array(logits)
         z.attach_grad()
         with mx.autograd.record(train_mode=False):
-            # per-sample losses (softmax over the last axis, sparse labels); the mean is the loss
-            loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()(z, self._array(labels)).mean()
+            loss = cross_entropy(z, self._array(labels))
         loss.backward()
         return float(loss.asscalar()), z.grad.asnumpy()
+
+    # --- optimizer steps (the step check) ---
+
+    def make_optimizer(self, model: AlexNet, spec: OptimizerSpec) -> mx.gluon.Trainer:
+        return make_optimizer(model, spec)
+
+    def train_step(self, model: AlexNet, trainer: mx.gluon.Trainer, x: np.ndarray,
+                   labels: np.ndarray, scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
+        loss, grads = train_step(model, trainer, self._array(x), self._array(labels),
+                                 {name: self._array(s) for name, s in scales.items()})
+        return loss, {key: g.asnumpy() for key, g in grads.items()}
 
 
 BACKEND = MXNetBackend()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
 from impls.pytorch.convert import export_canonical, load_canonical
 from impls.pytorch.model import AlexNet
+from impls.pytorch.training import make_optimizer, train_step
 
 
 class PyTorchBackend:
@@ -76,6 +78,18 @@ class PyTorchBackend:
         loss = torch.nn.functional.cross_entropy(z, torch.as_tensor(labels, device=self.device))
         loss.backward()
         return loss.item(), z.grad.cpu().numpy()
+
+    # --- optimizer steps (the step check) ---
+
+    def make_optimizer(self, model: AlexNet, spec: OptimizerSpec) -> torch.optim.Optimizer:
+        return make_optimizer(model, spec)
+
+    def train_step(self, model: AlexNet, optimizer: torch.optim.Optimizer, x: np.ndarray,
+                   labels: np.ndarray, scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
+        loss, grads = train_step(model, optimizer, self._tensor(x),
+                                 torch.as_tensor(labels, device=self.device),
+                                 {name: self._tensor(s) for name, s in scales.items()})
+        return loss, {key: g.cpu().numpy() for key, g in grads.items()}
 
 
 BACKEND = PyTorchBackend()

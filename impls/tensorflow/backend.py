@@ -10,12 +10,14 @@ import tensorflow as tf
 from keras import layers
 
 from common.conventions import dense_from_keras, hwc_flat_to_chw, hwc_to_chw_index, hwio_to_oihw
+from common.optim import OptimizerSpec
 from common.shapes import infer
 from common.spec import Dense, Flatten, Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
 from impls.tensorflow.convert import export_canonical, load_canonical
 from impls.tensorflow.model import build_alexnet
+from impls.tensorflow.training import cross_entropy, make_optimizer, train_step
 
 #: (C, H, W) of a flattened map while vectors are in Keras's H*W*C order, else None
 Chw = Optional[tuple[int, int, int]]
@@ -47,7 +49,6 @@ class TensorFlowBackend:
         with tf.device(self.device):
             model = build_alexnet(variant, kernel_initializer="zeros")  # overwritten next
             load_canonical(model, weights)
-        model._alexnet_variant = variant  # Sequential forgets it; the layer-level API needs its shapes
         return model
 
     def export_weights(self, model: keras.Sequential) -> Weights:
@@ -154,12 +155,27 @@ class TensorFlowBackend:
     def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         with tf.device(self.device):
             z = tf.convert_to_tensor(np.asarray(logits, dtype=np.float32))
-            loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)  # batch mean
             with tf.GradientTape() as tape:
                 tape.watch(z)
-                loss = loss_fn(tf.convert_to_tensor(np.asarray(labels)), z)
+                loss = cross_entropy(z, tf.convert_to_tensor(np.asarray(labels)))
             grad = tape.gradient(loss, z)
         return float(loss.numpy()), np.ascontiguousarray(grad.numpy(), dtype=np.float32)
+
+    # --- optimizer steps (the step check) ---
+
+    def make_optimizer(self, model: keras.Sequential, spec: OptimizerSpec) -> keras.optimizers.Optimizer:
+        with tf.device(self.device):
+            return make_optimizer(model, spec)
+
+    def train_step(self, model: keras.Sequential, optimizer: keras.optimizers.Optimizer,
+                   x: np.ndarray, labels: np.ndarray,
+                   scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
+        with tf.device(self.device):
+            keras_scales = {name: self._to_keras(s, self._flat_chw(model, name)[0])
+                            for name, s in scales.items()}
+            loss, grads = train_step(model, optimizer, self._to_keras(x, None),
+                                     tf.convert_to_tensor(np.asarray(labels)), keras_scales)
+        return loss, export_canonical(model, [g.numpy() for g in grads])
 
 
 # Keras 3 wraps each grouped convolution on the CPU in a new tf.function (XLA), so every call

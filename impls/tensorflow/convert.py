@@ -4,6 +4,8 @@ and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import keras
 import numpy as np
 from keras import layers
@@ -31,12 +33,16 @@ def load_canonical(model: keras.Sequential, weights: Weights) -> None:
         layer.set_weights([kernel, np.asarray(weights[f"{layer.name}.bias"], dtype=np.float32)])
 
 
-def export_canonical(model: keras.Sequential) -> Weights:
-    """The model's parameters as canonical float32 NumPy arrays."""
+def export_canonical(model: keras.Sequential, values: Optional[list] = None) -> Weights:
+    """The model's parameters as canonical float32 NumPy arrays; or, given ``values``
+    in ``model.trainable_variables`` order (e.g. gradients), those, mapped the same way."""
     flattened = flatten_inputs(model)
+    by_variable = None if values is None else {id(v): g for v, g in zip(model.trainable_variables, values)}
     weights: Weights = {}
     for layer in _parametric(model):
-        kernel, bias = (np.asarray(v, dtype=np.float32) for v in layer.get_weights())
+        pair = (layer.get_weights() if by_variable is None
+                else [by_variable[id(v)] for v in (layer.kernel, layer.bias)])
+        kernel, bias = (np.asarray(v, dtype=np.float32) for v in pair)
         weights[f"{layer.name}.weight"] = (hwio_to_oihw(kernel) if isinstance(layer, layers.Conv2D)
                                            else dense_from_keras(kernel, flattened.get(layer.name)))
         weights[f"{layer.name}.bias"] = bias

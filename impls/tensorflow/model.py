@@ -192,9 +192,11 @@ def build_alexnet(variant: Variant, kernel_initializer: str = "glorot_uniform") 
     Output shape: ``(batch, variant.num_classes)``.
     """
     c, h, w = variant.input_shape
-    return keras.Sequential([keras.Input(shape=(h, w, c))]
-                            + [make_layer(info, kernel_initializer) for info in infer(variant)],
-                            name=variant.name)
+    model = keras.Sequential([keras.Input(shape=(h, w, c))]
+                             + [make_layer(info, kernel_initializer) for info in infer(variant)],
+                             name=variant.name)
+    model._alexnet_variant = variant  # Sequential keeps no spec; the layer-level code needs it
+    return model
 
 
 def flatten_inputs(model: keras.Sequential) -> dict[str, tuple[int, int, int]]:

@@ -1,0 +1,157 @@
+"""The optimizer-step check: the float64 reference optimizer against torch.optim in
+float64, each framework's own optimizer against it, and planted optimizer bugs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from common.inputs import crosscheck_batch
+from common.optim import (ADAM_EPS_RAW, OPTIMIZERS, FrameworkOptimizer, ReferenceOptimizer,
+                          framework_optimizer)
+from common.variants import get_variant
+from common.weights import init_weights
+from crosscheck.backward import gradient_inputs, reference_chain
+from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, check_steps
+from tests.conftest import backend_or_skip
+from tests.test_frameworks import odd_variant
+
+#: small stand-ins with every layer kind of the registry; the full-size variants run
+#: in `tox -e crosscheck` (the step check costs ~10 s per framework there)
+SMALL = {
+    "cifar-small": lambda: get_variant("cifar-small"),
+    "paper-small": lambda: get_variant("paper", num_classes=5, input_size=(67, 67)),
+    "torchvision-small": lambda: get_variant("torchvision", num_classes=4, input_size=(63, 63)),
+    "tf-benchmark-small": lambda: get_variant("tf-benchmark", num_classes=5, input_size=(67, 67)),
+    "odd": odd_variant,
+}
+
+
+def step_run(backend, variant):
+    weights = init_weights(variant, seed=0)
+    x = crosscheck_batch(variant, batch_size=2, seed=0)
+    labels, masks = gradient_inputs(variant, len(x), seed=0)
+    return check_steps(backend, variant, weights, x, labels, masks,
+                       reference_chain(variant, weights, x, labels, masks))
+
+
+@pytest.mark.parametrize("spec", OPTIMIZERS.values(), ids=list(OPTIMIZERS))
+def test_reference_optimizer_matches_torch_in_float64(spec):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    weights = {"a": rng.standard_normal((5, 7)), "b": rng.standard_normal(3) * 1e-3}
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in weights.items()}
+    args = framework_optimizer(spec, "pytorch")
+    torch_optimizer = getattr(torch.optim, args.cls)(params.values(), **args.kwargs)
+    reference = ReferenceOptimizer(spec, weights)
+    for _ in range(STEPS):
+        grads = {k: rng.standard_normal(v.shape) for k, v in weights.items()}
+        for key, p in params.items():
+            p.grad = torch.tensor(grads[key])
+        torch_optimizer.step()
+        reference.step(grads)
+        for key, p in params.items():
+            np.testing.assert_allclose(reference.weights[key], p.detach().numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_adam_epsilon_forms_differ_by_the_bias_correction():
+    """At step 1, eps on the raw sqrt(v) is eps / sqrt(1 - beta2) on the corrected one."""
+    spec = dataclasses.replace(OPTIMIZERS["adam"], eps=1e-3)
+    rng = np.random.default_rng(1)
+    weights, grads = {"w": rng.standard_normal(50)}, {"w": rng.standard_normal(50) * 1e-3}
+    raw = ReferenceOptimizer(spec, weights, FrameworkOptimizer("Adam", adam_eps=ADAM_EPS_RAW))
+    corrected = ReferenceOptimizer(dataclasses.replace(spec, eps=spec.eps / np.sqrt(1 - spec.beta2)),
+                                   weights)
+    raw.step(grads)
+    corrected.step(grads)
+    np.testing.assert_allclose(raw.weights["w"], corrected.weights["w"], rtol=1e-14)
+    plain = ReferenceOptimizer(spec, weights)
+    plain.step(grads)
+    assert not np.allclose(plain.weights["w"] - weights["w"], raw.weights["w"] - weights["w"], rtol=1e-2)
+
+
+@pytest.mark.parametrize("variant_name", list(SMALL))
+def test_optimizer_steps_match_reference(backend, variant_name):
+    run = step_run(backend, SMALL[variant_name]())
+    assert run.error is None, run.error
+    assert run.status == "pass", (run.first_failure, run.loss_error, run.gradients_passed)
+    assert {r.step for r in run.rows} == {1, STEPS} and {r.optimizer for r in run.rows} == set(OPTIMIZERS)
+    assert max(r.eps_units for r in run.rows) < DEFAULT_STEP_TOLERANCES.weights
+    assert run.run_to_run == {}, "the first-step gradients of the two settings must be identical"
+
+
+def assert_caught_at(run, optimizer: str, step: int):
+    assert run.status == "FAIL", "the planted bug went unnoticed"
+    first = run.first_failure
+    assert (first.optimizer, first.step) == (optimizer, step), first
+    assert run.worst(optimizer, step)[0] > 5 * DEFAULT_STEP_TOLERANCES.weights
+
+
+def patched_mapping(monkeypatch, module, framework: str, kind: str, **changes):
+    """Give ``framework``'s training module a wrong argument mapping for ``kind``."""
+    def wrong(spec, name):
+        args = framework_optimizer(spec, name)
+        if spec.kind != kind:
+            return args
+        fields = {k: v for k, v in changes.items() if k in ("decay_in_gradient", "adam_eps")}
+        kwargs = {**args.kwargs, **{k: v for k, v in changes.items() if k not in fields}}
+        return dataclasses.replace(args, kwargs=kwargs, **fields)
+    monkeypatch.setattr(module, "framework_optimizer", wrong)
+
+
+def test_keras_decoupled_weight_decay_is_caught_at_step_3(monkeypatch):
+    """Keras's own weight_decay is decoupled: identical to coupled L2 at the first SGD
+    step, different once momentum carries the decay term."""
+    backend = backend_or_skip("tensorflow")
+    import impls.tensorflow.training as training
+    patched_mapping(monkeypatch, training, "tensorflow", "sgd",
+                    weight_decay=OPTIMIZERS["sgd"].weight_decay, decay_in_gradient=0.0)
+    assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", STEPS)
+
+
+def test_torch_momentum_dampening_is_caught_at_step_3(monkeypatch):
+    """torch's dampening is skipped at the first step, so only later steps show it."""
+    backend = backend_or_skip("pytorch")
+    import impls.pytorch.training as training
+    patched_mapping(monkeypatch, training, "pytorch", "sgd", dampening=0.1)
+    assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", STEPS)
+
+
+def test_gluon_trainer_step_by_batch_size_is_caught_at_step_1(monkeypatch):
+    """trainer.step(batch_size) divides an already-averaged gradient again."""
+    backend = backend_or_skip("mxnet")
+    from mxnet import gluon
+    original = gluon.Trainer.step
+    monkeypatch.setattr(gluon.Trainer, "step", lambda self, batch_size, **kw: original(self, 3, **kw))
+    assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", 1)
+
+
+def test_adam_epsilon_form_mismatch_is_caught(monkeypatch):
+    """Checking MXNet's Adam against PyTorch's epsilon placement: eps 1e-3 makes it show."""
+    backend = backend_or_skip("mxnet")
+    import crosscheck.step as step
+    original = step.framework_optimizer
+    monkeypatch.setattr(step, "framework_optimizer", lambda spec, name: dataclasses.replace(
+        original(spec, name), adam_eps=FrameworkOptimizer("").adam_eps))
+    variant = SMALL["cifar-small"]()
+    weights = init_weights(variant, seed=0)
+    x = crosscheck_batch(variant, batch_size=2, seed=0)
+    labels, masks = gradient_inputs(variant, len(x), seed=0)
+    adam = dataclasses.replace(OPTIMIZERS["adam"], eps=1e-3)
+    run = check_steps(backend, variant, weights, x, labels, masks,
+                      reference_chain(variant, weights, x, labels, masks), optimizers={"adam": adam})
+    assert_caught_at(run, "adam", 1)
+
+
+def test_a_framework_error_is_reported_not_raised(monkeypatch):
+    backend = backend_or_skip("pytorch")
+    import impls.pytorch.backend as b
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(b.PyTorchBackend, "train_step", broken)
+    run = step_run(backend, SMALL["cifar-small"]())
+    assert run.status == "FAIL" and "boom" in run.error
