@@ -29,6 +29,7 @@ from common.shapes import LayerInfo, infer
 from common.spec import Conv2d, Dense, Dropout, Flatten, MaxPool2d, Variant
 from common.weights import Weights
 from crosscheck.compare import LayerError, Tolerances, layer_error
+from crosscheck.hypotheses import confirmed
 
 
 @dataclass(frozen=True)
@@ -206,9 +207,11 @@ def diagnose(variant: Variant, row: Row) -> str:
     info = infos[index]
     earlier = [i.layer for i in infos[:index] if not isinstance(i.layer, Dropout)]
     shape_problem = row.error.problem is not None and "shape" in row.error.problem
+    near_dropout = any(isinstance(i.layer, Dropout) for i in infos[max(index - 1, 0):index + 3])
+    also = "; or dropout placement (a mask applied before instead of after it)" if near_dropout else ""
     if isinstance(info.layer, Dense) and earlier and isinstance(earlier[-1], Flatten):
         return ("flatten order: the first dense layer after a flatten needs its input rows "
-                "permuted between C*H*W and H*W*C (common.conventions.dense_to_keras)")
+                "permuted between C*H*W and H*W*C (common.conventions.dense_to_keras)" + also)
     if info.kind == "LRN":
         return ("LRN convention: alpha divided by the window size or not, window size vs "
                 "radius (common.conventions.lrn_alpha_divided_by_size, lrn_depth_radius)")
@@ -224,7 +227,9 @@ def diagnose(variant: Variant, row: Row) -> str:
     if isinstance(info.layer, Dropout):
         return "dropout placement (before vs after the dense layer) or train/eval mode"
     if isinstance(info.layer, Dense) and row.what.endswith("dL/dweight"):
-        return "dense weight layout ((out, in) vs (in, out))"
+        return "dense weight layout ((out, in) vs (in, out))" + also
+    if isinstance(info.layer, Dense) and also:
+        return also[6:]
     return f"the {info.kind} layer itself"
 
 
@@ -246,8 +251,17 @@ def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, 
                       seconds=time.perf_counter() - start)
     if run.blamed is not None or run.first_divergence is not None or loss_error > tol.isolated.rel_l2:
         run.status = "FAIL"
-        if run.blamed is not None:
-            run.diagnosis = diagnose(variant, run.blamed)
+        blamed = run.blamed
+        if blamed is not None:
+            run.diagnosis = diagnose(variant, blamed)
+            output = isolated_chain.outputs.get(blamed.layer)
+            if blamed.what == "own out" and output is not None:
+                names = [i.name for i in infer(variant)]
+                index = names.index(blamed.layer)
+                layer_input = x if index == 0 else ref.outputs[names[index - 1]]
+                bug = confirmed(variant, blamed.layer, weights, layer_input, output)
+                run.diagnosis = (f"{bug} (confirmed: the reference with this bug reproduces the "
+                                 f"output)" if bug else f"{run.diagnosis} (not confirmed numerically)")
     return run
 
 

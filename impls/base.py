@@ -80,7 +80,14 @@ class GradientBackend(Backend, Protocol):
                    scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
         """One whole training step with the given dropout factors: train-mode forward,
         loss, backward, optimizer step. Returns the loss and the gradients it used
-        (canonical keys and layout, before any weight decay)."""
+        (canonical keys, native layout, before any weight decay)."""
+
+    def native_weights(self, model: Any) -> Weights:
+        """The parameters under canonical keys in the framework's own layout (Keras:
+        HWIO and (in, out) kernels): elementwise comparisons need no conversion."""
+
+    def to_native(self, model: Any, arrays: Weights) -> Weights:
+        """Canonical arrays (weights or gradients, dtype kept) in the native layout."""
 
 
 def is_installed(framework: str) -> bool:

@@ -38,14 +38,18 @@ def test_dropout_mask_not_applied_is_blamed_on_the_dropout_layer(monkeypatch):
     # a port that drops at another place: here, not where the spec puts drop6
     monkeypatch.setattr(b.PyTorchBackend, "_run_layer", lambda self, m, name, x, scale: original(
         self, m, name, x, None if name == "drop6" else scale))
-    assert_blamed(gradient_run(backend, "torchvision"), "drop6", "own out", "dropout placement")
+    run = gradient_run(backend, "torchvision")
+    assert_blamed(run, "drop6", "own out", "dropout placement")
+    assert "confirmed:" in run.diagnosis
 
 
 def test_lrn_alpha_unconverted_is_blamed_on_norm1(monkeypatch):
     backend = backend_or_skip("pytorch")
     import impls.pytorch.model as m
     monkeypatch.setattr(m, "lrn_alpha_divided_by_size", lambda lrn: lrn.alpha)
-    assert_blamed(gradient_run(backend, "paper"), "norm1", "own out", "LRN convention")
+    run = gradient_run(backend, "paper")
+    assert_blamed(run, "norm1", "own out", "alpha divided by the window size")
+    assert "confirmed:" in run.diagnosis
 
 
 def test_kernel_gradient_layout_is_blamed(monkeypatch):
@@ -66,7 +70,36 @@ def test_tf_missing_flatten_permutation_is_blamed_on_fc6(monkeypatch):
     import impls.tensorflow.convert as c
     original = c.dense_to_keras
     monkeypatch.setattr(c, "dense_to_keras", lambda weight, flatten_chw=None: original(weight))
-    assert_blamed(gradient_run(backend, "d2l"), "fc6", "own out", "flatten order")
+    run = gradient_run(backend, "d2l")
+    assert_blamed(run, "fc6", "own out", "flatten order")
+    assert "confirmed:" in run.diagnosis
+
+
+def test_dropout_before_instead_of_after_dense_is_blamed_on_fc6(monkeypatch):
+    """paper puts drop6 after fc6 and relu6; this port drops fc6's input instead."""
+    backend = backend_or_skip("pytorch")
+    import torch
+
+    import impls.pytorch.backend as b
+    from common.variants import get_variant
+    from common.weights import init_weights
+    from common.inputs import crosscheck_batch
+    original = b.PyTorchBackend._run_layer
+    keep = torch.from_numpy(np.random.default_rng(9).random((3, 256 * 1 * 1)) >= 0.5).float()
+
+    def misplaced(self, model, name, x, scale):
+        if name == "drop6":
+            return x
+        return original(self, model, name, x * keep * 2 if name == "fc6" else x, scale)
+
+    monkeypatch.setattr(b.PyTorchBackend, "_run_layer", misplaced)
+    variant = get_variant("paper", num_classes=5, input_size=(67, 67))
+    weights, x = init_weights(variant, seed=0), crosscheck_batch(variant, batch_size=2, seed=0)
+    labels, masks = gradient_inputs(variant, len(x), seed=0)
+    run = check_gradients(backend, variant, weights, x, labels, masks,
+                          reference_chain(variant, weights, x, labels, masks))
+    assert_blamed(run, "fc6", "own out", "dropout placement")
+    assert "not confirmed" in run.diagnosis, "flatten order was rejected numerically"
 
 
 def test_loss_convention_is_checked(monkeypatch):

@@ -113,4 +113,10 @@ class MXNetBackend:
         return loss, {key: g.asnumpy() for key, g in grads.items()}
 
 
+    def native_weights(self, model: AlexNet) -> Weights:
+        return export_canonical(model)  # the native layout is the canonical one
+
+    def to_native(self, model: AlexNet, arrays: Weights) -> Weights:
+        return dict(arrays)
+
 BACKEND = MXNetBackend()

@@ -36,7 +36,9 @@ class PyTorchBackend:
         return "cpu"
 
     def build(self, variant: Variant, weights: Weights) -> AlexNet:
-        model = AlexNet(variant).to(self.device).eval()
+        with torch.device("meta"):  # no random initialization: every value is loaded next
+            model = AlexNet(variant)
+        model = model.to_empty(device=self.device).eval()
         load_canonical(model, weights)
         return model
 
@@ -91,5 +93,11 @@ class PyTorchBackend:
                                  {name: self._tensor(s) for name, s in scales.items()})
         return loss, {key: g.cpu().numpy() for key, g in grads.items()}
 
+
+    def native_weights(self, model: AlexNet) -> Weights:
+        return export_canonical(model)  # the native layout is the canonical one
+
+    def to_native(self, model: AlexNet, arrays: Weights) -> Weights:
+        return dict(arrays)
 
 BACKEND = PyTorchBackend()

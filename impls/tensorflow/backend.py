@@ -15,7 +15,8 @@ from common.shapes import infer
 from common.spec import Dense, Flatten, Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
-from impls.tensorflow.convert import export_canonical, load_canonical
+from impls.tensorflow.convert import (export_canonical, keyed_variables, load_canonical,
+                                      native_weights, to_native)
 from impls.tensorflow.model import build_alexnet
 from impls.tensorflow.training import cross_entropy, make_optimizer, train_step
 
@@ -145,7 +146,7 @@ class TensorFlowBackend:
         canonical: dict[str, np.ndarray] = {}
         for var, grad in zip(params, grads[1:]):
             g = np.asarray(grad.numpy(), dtype=np.float32)
-            if var.name == "kernel":  # mapped as convert.export_canonical maps the weight
+            if var.name == "kernel":  # mapped as convert.from_native maps the weight
                 g = hwio_to_oihw(g) if isinstance(layer, layers.Conv2D) else dense_from_keras(g, chw_in)
                 canonical[f"{name}.weight"] = g
             else:
@@ -175,7 +176,14 @@ class TensorFlowBackend:
                             for name, s in scales.items()}
             loss, grads = train_step(model, optimizer, self._to_keras(x, None),
                                      tf.convert_to_tensor(np.asarray(labels)), keras_scales)
-        return loss, export_canonical(model, [g.numpy() for g in grads])
+        by_variable = {id(v): g for v, g in zip(model.trainable_variables, grads)}
+        return loss, {key: by_variable[id(v)].numpy() for key, v in keyed_variables(model).items()}
+
+    def native_weights(self, model: keras.Sequential) -> Weights:
+        return native_weights(model)
+
+    def to_native(self, model: keras.Sequential, arrays: Weights) -> Weights:
+        return to_native(model, arrays)
 
 
 # Keras 3 wraps each grouped convolution on the CPU in a new tf.function (XLA), so every call

@@ -1,10 +1,12 @@
 """Canonical weights in and out of the Keras model, through ``common.conventions``:
 OIHW <-> HWIO convolution kernels, ``(out, in)`` <-> ``(in, out)`` dense kernels,
-and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order."""
+and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order.
+
+"Native" arrays are the Keras layout under canonical keys: what elementwise work
+(the step check's reference optimizer) can run on without converting every step.
+"""
 
 from __future__ import annotations
-
-from typing import Optional
 
 import keras
 import numpy as np
@@ -15,35 +17,63 @@ from common.weights import Weights
 from impls.tensorflow.model import flatten_inputs
 
 
-def _parametric(model: keras.Sequential) -> list[layers.Layer]:
-    return [layer for layer in model.layers if isinstance(layer, (layers.Conv2D, layers.Dense))]
+def keyed_variables(model: keras.Sequential) -> dict[str, keras.Variable]:
+    """Canonical key -> the Keras variable holding it (kernel as ``weight``), in order."""
+    return {f"{layer.name}.{key}": variable for layer in model.layers
+            if isinstance(layer, (layers.Conv2D, layers.Dense))
+            for key, variable in (("weight", layer.kernel), ("bias", layer.bias))}
+
+
+def _check_keys(model: keras.Sequential, weights: Weights) -> None:
+    expected = set(keyed_variables(model))
+    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
+    if missing or unexpected:
+        raise KeyError(f"weights do not fit the model: missing {missing}, unexpected {unexpected}")
+
+
+def to_native(model: keras.Sequential, arrays: Weights) -> Weights:
+    """Canonical arrays (weights or gradients, any float dtype) in the Keras layout."""
+    flattened = flatten_inputs(model)
+    native = {}
+    for key, array in arrays.items():
+        name, kind = key.rsplit(".", 1)
+        layer = model.get_layer(name)
+        if kind == "weight":
+            array = (oihw_to_hwio(array) if isinstance(layer, layers.Conv2D)
+                     else dense_to_keras(array, flattened.get(name)))
+        native[key] = np.asarray(array)
+    return native
+
+
+def from_native(model: keras.Sequential, arrays: Weights) -> Weights:
+    """Inverse of ``to_native``, as float32."""
+    flattened = flatten_inputs(model)
+    canonical = {}
+    for key, array in arrays.items():
+        name, kind = key.rsplit(".", 1)
+        layer = model.get_layer(name)
+        array = np.asarray(array, dtype=np.float32)
+        if kind == "weight":
+            array = (hwio_to_oihw(array) if isinstance(layer, layers.Conv2D)
+                     else dense_from_keras(array, flattened.get(name)))
+        canonical[key] = array
+    return canonical
 
 
 def load_canonical(model: keras.Sequential, weights: Weights) -> None:
     """Copy canonical weights into ``model`` (strict: every key must match)."""
-    expected = {f"{layer.name}.{p}" for layer in _parametric(model) for p in ("weight", "bias")}
-    missing, unexpected = sorted(expected - set(weights)), sorted(set(weights) - expected)
-    if missing or unexpected:
-        raise KeyError(f"weights do not fit the model: missing {missing}, unexpected {unexpected}")
-    flattened = flatten_inputs(model)
-    for layer in _parametric(model):
-        weight = np.asarray(weights[f"{layer.name}.weight"], dtype=np.float32)
-        kernel = (oihw_to_hwio(weight) if isinstance(layer, layers.Conv2D)
-                  else dense_to_keras(weight, flattened.get(layer.name)))
-        layer.set_weights([kernel, np.asarray(weights[f"{layer.name}.bias"], dtype=np.float32)])
+    _check_keys(model, weights)
+    native = to_native(model, {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    for key, variable in keyed_variables(model).items():
+        variable.assign(native[key])
 
 
-def export_canonical(model: keras.Sequential, values: Optional[list] = None) -> Weights:
-    """The model's parameters as canonical float32 NumPy arrays; or, given ``values``
-    in ``model.trainable_variables`` order (e.g. gradients), those, mapped the same way."""
-    flattened = flatten_inputs(model)
-    by_variable = None if values is None else {id(v): g for v, g in zip(model.trainable_variables, values)}
-    weights: Weights = {}
-    for layer in _parametric(model):
-        pair = (layer.get_weights() if by_variable is None
-                else [by_variable[id(v)] for v in (layer.kernel, layer.bias)])
-        kernel, bias = (np.asarray(v, dtype=np.float32) for v in pair)
-        weights[f"{layer.name}.weight"] = (hwio_to_oihw(kernel) if isinstance(layer, layers.Conv2D)
-                                           else dense_from_keras(kernel, flattened.get(layer.name)))
-        weights[f"{layer.name}.bias"] = bias
-    return weights
+def native_weights(model: keras.Sequential) -> Weights:
+    """The model's parameters in the Keras layout, under canonical keys."""
+    return {key: np.asarray(variable.numpy(), dtype=np.float32)
+            for key, variable in keyed_variables(model).items()}
+
+
+def export_canonical(model: keras.Sequential) -> Weights:
+    """The model's parameters as canonical float32 NumPy arrays."""
+    return from_native(model, native_weights(model))
