@@ -40,12 +40,14 @@ TINY = float(np.finfo(np.float32).tiny)
 
 @dataclass(frozen=True)
 class StepTolerances:
-    """Weights: measured at most ~1.5 units after 3 steps (float32 rounding of each
-    update); the classic optimizer porting bugs (decoupled weight decay, momentum
-    dampening, rescaled gradients, a missed bias correction) are off by 50 to 10^5.
-    Gradients and loss at the first step: the backward check's end-to-end limits."""
+    """Weights: measured at most 6.7 units after 3 steps over all variants and
+    frameworks (the float32 rounding of each update and of the stored weights); 16
+    leaves room for other seeds. The classic optimizer porting bugs land far above:
+    decoupled weight decay ~110 units at step 3, momentum dampening 0.1 and a gradient
+    rescaled by the batch size >10^3. Gradients and loss at the first step: the backward
+    check's end-to-end limits."""
 
-    weights: float = 8.0
+    weights: float = 16.0
     gradient_rel_l2: float = 2e-2
     loss_rel: float = 1e-5
 
