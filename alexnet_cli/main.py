@@ -6,11 +6,12 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from common.data import DataError
 from common.spec import SpecError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alexnet_cli import shapes
+    from alexnet_cli import shapes, train
     from crosscheck import cli as crosscheck_cli
 
     parser = argparse.ArgumentParser(
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     shapes.add_parser(sub)
     crosscheck_cli.add_parser(sub)
+    train.add_parser(sub)
     return parser
 
 
@@ -28,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, FileExistsError, OSError) as exc:
+    except (SpecError, DataError, FileExistsError, OSError) as exc:
         if args.debug:
             raise
         print(f"alexnet {args.command}: error: {exc}", file=sys.stderr)

@@ -14,7 +14,7 @@ from common.weights import Weights
 from impls.base import FrameworkUnavailable
 from impls.mxnet_gluon.convert import export_canonical, load_canonical
 from impls.mxnet_gluon.model import AlexNet
-from impls.mxnet_gluon.training import cross_entropy, make_optimizer, train_step
+from impls.mxnet_gluon.training import cross_entropy, make_optimizer, predict, train_step
 
 
 class MXNetBackend:
@@ -108,9 +108,20 @@ class MXNetBackend:
 
     def train_step(self, model: AlexNet, trainer: mx.gluon.Trainer, x: np.ndarray,
                    labels: np.ndarray, scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
-        loss, grads = train_step(model, trainer, self._array(x), self._array(labels),
-                                 {name: self._array(s) for name, s in scales.items()})
+        loss, grads, _ = train_step(model, trainer, self._array(x), self._array(labels),
+                                    {name: self._array(s) for name, s in scales.items()})
         return loss, {key: g.asnumpy() for key, g in grads.items()}
+
+    # --- training (alexnet train) ---
+
+    def fit_step(self, model: AlexNet, trainer: mx.gluon.Trainer, x: np.ndarray,
+                 labels: np.ndarray) -> tuple[float, int]:
+        loss, _, logits = train_step(model, trainer, self._array(x), self._array(labels),
+                                     keep_grads=False)
+        return loss, int((logits.argmax(axis=1).asnumpy().astype(np.int64) == labels).sum())
+
+    def predict(self, model: AlexNet, x: np.ndarray) -> np.ndarray:
+        return predict(model, self._array(x)).asnumpy()
 
 
     def native_weights(self, model: AlexNet) -> Weights:

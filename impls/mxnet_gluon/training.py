@@ -29,13 +29,14 @@ def cross_entropy(logits: mx.nd.NDArray, labels: mx.nd.NDArray) -> mx.nd.NDArray
 
 def train_step(model: AlexNet, trainer: gluon.Trainer, x: mx.nd.NDArray, labels: mx.nd.NDArray,
                dropout_scales: Optional[dict[str, mx.nd.NDArray]] = None,
-               ) -> tuple[float, dict[str, mx.nd.NDArray]]:
+               keep_grads: bool = True,
+               ) -> tuple[float, dict[str, mx.nd.NDArray], mx.nd.NDArray]:
     """Forward in train mode, mean softmax cross-entropy, backward, ``trainer.step(1)``.
 
     ``dropout_scales`` (layer name -> ``mask / (1 - p)``) replaces each Dropout's own
     random mask; None lets the model draw its own. The loss takes the output of
     ``variant.logits_layer``. Returns the loss and the gradients the step used, under
-    canonical keys.
+    canonical keys (empty unless ``keep_grads``), and the logits.
     """
     scales = dropout_scales or {}
     with autograd.record(train_mode=True):
@@ -46,6 +47,11 @@ def train_step(model: AlexNet, trainer: gluon.Trainer, x: mx.nd.NDArray, labels:
                 break  # the loss folds a final Softmax in
         loss = cross_entropy(logits, labels)
     loss.backward()
-    grads = {key: param.grad().copy() for key, param in parameters(model).items()}
+    grads = {key: param.grad().copy() for key, param in parameters(model).items()} if keep_grads else {}
     trainer.step(1)  # the loss is already the batch mean: no further rescaling
-    return float(loss.asscalar()), grads
+    return float(loss.asscalar()), grads, logits
+
+
+def predict(model: AlexNet, x: mx.nd.NDArray) -> mx.nd.NDArray:
+    """The network's output in predict mode (outside ``autograd.record``)."""
+    return model(x)

@@ -11,7 +11,7 @@ from common.weights import Weights
 from impls.base import FrameworkUnavailable
 from impls.pytorch.convert import export_canonical, load_canonical
 from impls.pytorch.model import AlexNet
-from impls.pytorch.training import make_optimizer, train_step
+from impls.pytorch.training import make_optimizer, predict, train_step
 
 
 class PyTorchBackend:
@@ -88,10 +88,21 @@ class PyTorchBackend:
 
     def train_step(self, model: AlexNet, optimizer: torch.optim.Optimizer, x: np.ndarray,
                    labels: np.ndarray, scales: dict[str, np.ndarray]) -> tuple[float, Weights]:
-        loss, grads = train_step(model, optimizer, self._tensor(x),
-                                 torch.as_tensor(labels, device=self.device),
-                                 {name: self._tensor(s) for name, s in scales.items()})
+        loss, grads, _ = train_step(model, optimizer, self._tensor(x),
+                                    torch.as_tensor(labels, device=self.device),
+                                    {name: self._tensor(s) for name, s in scales.items()})
         return loss, {key: g.cpu().numpy() for key, g in grads.items()}
+
+    # --- training (alexnet train) ---
+
+    def fit_step(self, model: AlexNet, optimizer: torch.optim.Optimizer, x: np.ndarray,
+                 labels: np.ndarray) -> tuple[float, int]:
+        loss, _, logits = train_step(model, optimizer, self._tensor(x),
+                                     torch.as_tensor(labels, device=self.device), keep_grads=False)
+        return loss, int((logits.argmax(1).cpu().numpy() == labels).sum())
+
+    def predict(self, model: AlexNet, x: np.ndarray) -> np.ndarray:
+        return predict(model, self._tensor(x)).cpu().numpy()
 
 
     def native_weights(self, model: AlexNet) -> Weights:

@@ -23,13 +23,14 @@ def make_optimizer(model: AlexNet, spec: OptimizerSpec) -> torch.optim.Optimizer
 
 def train_step(model: AlexNet, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                labels: torch.Tensor, dropout_scales: Optional[dict[str, torch.Tensor]] = None,
-               ) -> tuple[float, dict[str, torch.Tensor]]:
+               keep_grads: bool = True,
+               ) -> tuple[float, dict[str, torch.Tensor], torch.Tensor]:
     """Forward in train mode, mean softmax cross-entropy, backward, ``optimizer.step()``.
 
     ``dropout_scales`` (layer name -> ``mask / (1 - p)``) replaces each Dropout's own
     random mask; None lets the model draw its own. The loss takes the output of
     ``variant.logits_layer``. Returns the loss and the gradients the step used, keyed
-    like the ``state_dict``.
+    like the ``state_dict`` (empty unless ``keep_grads``), and the logits.
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
@@ -41,6 +42,12 @@ def train_step(model: AlexNet, optimizer: torch.optim.Optimizer, x: torch.Tensor
             break  # the loss folds a final Softmax in
     loss = F.cross_entropy(logits, labels)
     loss.backward()
-    grads = {key: p.grad.detach().clone() for key, p in model.named_parameters()}
+    grads = {key: p.grad.detach().clone() for key, p in model.named_parameters()} if keep_grads else {}
     optimizer.step()
-    return loss.item(), grads
+    return loss.item(), grads, logits.detach()
+
+
+@torch.no_grad()
+def predict(model: AlexNet, x: torch.Tensor) -> torch.Tensor:
+    """The network's output in eval mode."""
+    return model.eval()(x)

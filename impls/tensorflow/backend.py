@@ -18,7 +18,7 @@ from impls.base import FrameworkUnavailable
 from impls.tensorflow.convert import (export_canonical, keyed_variables, load_canonical,
                                       native_weights, to_native)
 from impls.tensorflow.model import build_alexnet
-from impls.tensorflow.training import cross_entropy, make_optimizer, train_step
+from impls.tensorflow.training import cross_entropy, make_optimizer, predict, train_step
 
 #: (C, H, W) of a flattened map while vectors are in Keras's H*W*C order, else None
 Chw = Optional[tuple[int, int, int]]
@@ -174,13 +174,26 @@ class TensorFlowBackend:
         with tf.device(self.device):
             keras_scales = {name: self._to_keras(s, self._flat_chw(model, name)[0])
                             for name, s in scales.items()}
-            loss, grads = train_step(model, optimizer, self._to_keras(x, None),
-                                     tf.convert_to_tensor(np.asarray(labels)), keras_scales)
+            loss, grads, _ = train_step(model, optimizer, self._to_keras(x, None),
+                                        tf.convert_to_tensor(np.asarray(labels)), keras_scales)
         by_variable = {id(v): g for v, g in zip(model.trainable_variables, grads)}
         return loss, {key: by_variable[id(v)].numpy() for key, v in keyed_variables(model).items()}
 
     def native_weights(self, model: keras.Sequential) -> Weights:
         return native_weights(model)
+
+    # --- training (alexnet train) ---
+
+    def fit_step(self, model: keras.Sequential, optimizer: keras.optimizers.Optimizer,
+                 x: np.ndarray, labels: np.ndarray) -> tuple[float, int]:
+        with tf.device(self.device):
+            loss, _, logits = train_step(model, optimizer, self._to_keras(x, None),
+                                         tf.convert_to_tensor(np.asarray(labels)))
+        return loss, int((np.argmax(logits.numpy(), axis=1) == labels).sum())
+
+    def predict(self, model: keras.Sequential, x: np.ndarray) -> np.ndarray:
+        with tf.device(self.device):
+            return predict(model, self._to_keras(x, None)).numpy()
 
     def to_native(self, model: keras.Sequential, arrays: Weights) -> Weights:
         return to_native(model, arrays)

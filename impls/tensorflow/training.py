@@ -30,13 +30,13 @@ def cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
 
 def train_step(model: keras.Sequential, optimizer: keras.optimizers.Optimizer, x: tf.Tensor,
                labels: tf.Tensor, dropout_scales: Optional[dict[str, tf.Tensor]] = None,
-               ) -> tuple[float, list[tf.Tensor]]:
+               ) -> tuple[float, list[tf.Tensor], tf.Tensor]:
     """Forward in train mode, mean softmax cross-entropy, gradients, ``apply_gradients``.
 
     ``x`` is NHWC. ``dropout_scales`` (layer name -> ``mask / (1 - p)``, Keras layout)
     replaces each Dropout's own random mask; None lets the model draw its own. The loss
     takes the output of ``variant.logits_layer``. Returns the loss and the autograd gradients, in ``model.trainable_variables`` order, before
-    the coupled weight decay is added.
+    the coupled weight decay is added, and the logits.
     """
     variables = model.trainable_variables
     scales = dropout_scales or {}
@@ -51,4 +51,9 @@ def train_step(model: keras.Sequential, optimizer: keras.optimizers.Optimizer, x
     grads = tape.gradient(loss, variables)
     decay = getattr(optimizer, "decay_in_gradient", 0.0)
     optimizer.apply_gradients([(g + decay * v if decay else g, v) for g, v in zip(grads, variables)])
-    return float(loss.numpy()), grads
+    return float(loss.numpy()), grads, logits
+
+
+def predict(model: keras.Sequential, x: tf.Tensor) -> tf.Tensor:
+    """The network's output in inference mode (``x`` NHWC)."""
+    return model(x, training=False)
