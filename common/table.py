@@ -27,7 +27,11 @@ def render(headers: Sequence[str], rows: Sequence[Sequence[object]], fmt: str = 
         return [v.rjust(w) if i >= right_align_from else v.ljust(w)
                 for i, (v, w) in enumerate(zip(values, widths))]
 
-    if fmt == "markdown":
+    if fmt == "markdown":  # a "|" inside a cell would end it: escape it
+        headers = [str(h).replace("|", "\\|") for h in headers]
+        cells = [[c.replace("|", "\\|") for c in row] for row in cells]
+        widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+                  for i, h in enumerate(headers)]
         rule = [("-" * (w - 1) + ":") if i >= right_align_from else "-" * w
                 for i, w in enumerate(widths)]
         return "\n".join("| " + " | ".join(r) + " |"
