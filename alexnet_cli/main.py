@@ -8,6 +8,8 @@ from typing import Optional, Sequence
 
 from common.data import DataError
 from common.spec import SpecError
+from impls.base import FrameworkUnavailable
+from training.run_dir import RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +32,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, DataError, FileExistsError, OSError) as exc:
+    except (SpecError, DataError, RunDirError, FrameworkUnavailable, FileExistsError, OSError) as exc:
         if args.debug:
             raise
         print(f"alexnet {args.command}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""``alexnet train``: train a variant in one framework on a real data set."""
+"""``alexnet train`` and ``alexnet evaluate``: train a variant in one framework on a real
+data set, and measure saved weights on its test split."""
 
 from __future__ import annotations
 
@@ -18,9 +19,22 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
+    if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--framework", choices=list(FRAMEWORKS), required=True)
+    p.add_argument("--variant", choices=variant_names(), required=True)
+    p.add_argument("--dataset", choices=DATASETS, required=True,
+                   help="digits needs no files; fashion-mnist and cifar10 read --data-dir")
+    p.add_argument("--data-dir", type=Path, metavar="DIR",
+                   help="the folder with the data set's files (IDX .gz, or cifar-10-batches-bin)")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto")
+    p.add_argument("--subset", type=positive_int, metavar="N",
+                   help="use only the first N images of each split (a quick smoke run)")
 
 
 def add_parser(subparsers) -> None:
@@ -29,38 +43,65 @@ def add_parser(subparsers) -> None:
         description="Train with the framework's own training step and optimizer; the data "
                     "pipeline, metrics and checkpoints are shared by all three frameworks. One "
                     "line per epoch: train loss, train accuracy, test accuracy, seconds, images/s.")
-    p.add_argument("--framework", choices=list(FRAMEWORKS), required=True)
-    p.add_argument("--variant", choices=variant_names(), required=True)
-    p.add_argument("--dataset", choices=DATASETS, required=True,
-                   help="digits needs no files; fashion-mnist and cifar10 read --data-dir")
-    p.add_argument("--data-dir", type=Path, metavar="DIR",
-                   help="the folder with the data set's files (IDX .gz, or cifar-10-batches-bin)")
+    _add_data_arguments(p)
     p.add_argument("--epochs", type=positive_int, default=10)
-    p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
                    help="sgd: momentum 0.9, weight decay 5e-4, lr 0.01 (the paper); adam: lr 1e-3")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto")
+    p.add_argument("--augment", action="store_true",
+                   help="the paper's augmentation: random crops of the image scaled by 256/224, "
+                        "horizontal flips, PCA colour noise (std 0.1)")
     p.add_argument("--out", type=Path, metavar="DIR",
-                   help="write metrics.json, metrics.csv and weights-epochN.safetensors here")
-    p.add_argument("--force", action="store_true", help="overwrite a run already in --out")
-    p.add_argument("--quiet", action="store_true", help="no header line")
-    p.set_defaults(func=run)
+                   help="write checkpoints (canonical, native, optimizer state), metrics.json, "
+                        "metrics.csv and curves.png here after every epoch")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true",
+                       help="continue the run in --out after its last completed epoch")
+    group.add_argument("--force", action="store_true", help="overwrite a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no header line and no progress bar")
+    p.set_defaults(func=run_train)
+
+    e = subparsers.add_parser(
+        "evaluate", help="test accuracy of saved weights in one framework",
+        description="Load canonical weights (a .safetensors file from 'alexnet train' or "
+                    "'alexnet convert') and measure top-1 accuracy on the test split.")
+    _add_data_arguments(e)
+    e.add_argument("--weights", type=Path, required=True, metavar="FILE")
+    e.add_argument("--ten-crop", action="store_true",
+                   help="average the paper's ten crops (corners, centre, mirrored) of each image "
+                        "scaled by 256/224, instead of one resized view")
+    e.set_defaults(func=run_evaluate)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_train(args: argparse.Namespace) -> int:
     from training.loop import TrainConfig, train
 
+    if args.resume and args.out is None:
+        print("alexnet train: error: --resume needs --out, the directory of the run to continue",
+              file=sys.stderr)
+        return 2
     config = TrainConfig(args.framework, args.variant, args.dataset, args.data_dir, args.epochs,
                          args.batch_size, args.optimizer, args.lr, args.seed, args.device,
-                         args.out, args.force)
+                         args.out, args.force, args.resume, args.augment, args.subset,
+                         progress=not args.quiet)
+
     def say(line: str) -> None:
         if not (args.quiet and not line.startswith("epoch")):
             print(line, flush=True)
 
     history = train(config, say=say)
     if args.out is not None:
-        print(f"wrote {args.out / 'metrics.json'}, metrics.csv and {len(history)} checkpoint(s)",
-              file=sys.stderr)
+        print(f"wrote {args.out}: checkpoints of epoch {history[-1].epoch if history else 0}, "
+              f"metrics.json, metrics.csv, curves.png", file=sys.stderr)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import evaluate
+
+    result = evaluate(args.framework, args.variant, args.weights, args.dataset, args.data_dir,
+                      ten_crop=args.ten_crop, batch_size=args.batch_size, device=args.device,
+                      subset=args.subset)
+    print(result.line())
     return 0

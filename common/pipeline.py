@@ -71,11 +71,15 @@ def match_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 # --- the paper's augmentation (Krizhevsky et al. 2012, section 4.1) ---
 
-def random_crop(x: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One random ``size`` x ``size`` crop per image."""
-    n, c, h, w = x.shape
-    tops, lefts = rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n)
-    return np.stack([x[i, :, t:t + size, l:l + size] for i, (t, l) in enumerate(zip(tops, lefts))])
+def _hw(size: "int | tuple[int, int]") -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def random_crop(x: np.ndarray, size: "int | tuple[int, int]", rng: np.random.Generator) -> np.ndarray:
+    """One random crop of ``size`` (an int: square) per image."""
+    (ch, cw), (n, _, h, w) = _hw(size), x.shape
+    tops, lefts = rng.integers(0, h - ch + 1, n), rng.integers(0, w - cw + 1, n)
+    return np.stack([x[i, :, t:t + ch, l:l + cw] for i, (t, l) in enumerate(zip(tops, lefts))])
 
 
 def random_flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -91,7 +95,7 @@ def pca_basis(images: np.ndarray, samples: int = 100_000, seed: int = 0) -> tupl
     pixels = images.transpose(0, 2, 3, 1).reshape(-1, images.shape[1]).astype(np.float64) / 255
     if len(pixels) > samples:
         pixels = pixels[np.random.default_rng(seed).choice(len(pixels), samples, replace=False)]
-    values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False))
+    values, vectors = np.linalg.eigh(np.atleast_2d(np.cov(pixels, rowvar=False)))  # 1 channel: 1x1
     return values, vectors
 
 
@@ -105,12 +109,12 @@ def pca_lighting(x: np.ndarray, basis: tuple[np.ndarray, np.ndarray], rng: np.ra
     return (x + shift[:, :, None, None]).astype(np.float32)
 
 
-def ten_crop(x: np.ndarray, size: int) -> np.ndarray:
-    """``(10, N, C, size, size)``: four corners and the centre, then each mirrored."""
-    h, w = x.shape[2:]
-    top, left = (h - size) // 2, (w - size) // 2
-    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (top, left)]
-    crops = [x[:, :, t:t + size, l:l + size] for t, l in corners]
+def ten_crop(x: np.ndarray, size: "int | tuple[int, int]") -> np.ndarray:
+    """``(10, N, C, H', W')``: four corners and the centre, then each mirrored."""
+    (ch, cw), (h, w) = _hw(size), x.shape[2:]
+    top, left = (h - ch) // 2, (w - cw) // 2
+    corners = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), (top, left)]
+    crops = [x[:, :, t:t + ch, l:l + cw] for t, l in corners]
     return np.stack(crops + [c[..., ::-1] for c in crops])
 
 
@@ -168,8 +172,51 @@ class Batches:
                     worker.join(timeout=0.05)
 
 
-def eval_prepare(size: tuple[int, int], channels: int, normalization: Normalization):
-    """The test-time transform: channels, resize, normalize."""
-    def prepare(images: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
-        return normalization(resize(match_channels(images, channels), size))
-    return prepare
+#: The paper rescales images to 256 and crops 224 from them: random crops in training and
+#: the test views work on images this much larger than the network's input.
+CROP_SCALE = 256 / 224
+
+
+@dataclass(frozen=True)
+class Transforms:
+    """What the network sees of a batch of raw images (``(N, C, H, W)``, 0..255): the
+    variant's channels and size, normalized. With ``augment``, training takes the paper's
+    random crops from images scaled by ``CROP_SCALE``, mirrors half of them and adds the
+    PCA colour noise; the single test view is then the centre crop of the scaled image."""
+
+    size: tuple[int, int]
+    channels: int
+    normalization: Normalization
+    augment: bool = False
+    pca: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    @classmethod
+    def fit(cls, input_shape: tuple[int, int, int], train_images: np.ndarray,
+            augment: bool = False) -> "Transforms":
+        """Normalization (and the PCA basis) from the training images, for a variant input."""
+        channels, size = input_shape[0], tuple(input_shape[1:])
+        images = match_channels(train_images, channels)
+        return cls(size, channels, Normalization.of(images), augment,  # type: ignore[arg-type]
+                   pca_basis(images) if augment else None)
+
+    @property
+    def scaled(self) -> tuple[int, int]:
+        return (int(round(self.size[0] * CROP_SCALE)), int(round(self.size[1] * CROP_SCALE)))
+
+    def train(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = match_channels(images, self.channels)
+        if not self.augment:
+            return self.normalization(resize(x, self.size))
+        x = random_crop(resize(x, self.scaled), self.size, rng)
+        return self.normalization(pca_lighting(random_flip(x, rng), self.pca, rng))
+
+    def test(self, images: np.ndarray, rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        x = match_channels(images, self.channels)
+        if not self.augment:
+            return self.normalization(resize(x, self.size))
+        return self.normalization(ten_crop(resize(x, self.scaled), self.size)[4])  # the centre
+
+    def ten_crops(self, images: np.ndarray) -> np.ndarray:
+        """``(10, N, C, H, W)``: the paper's test views of the scaled images."""
+        crops = ten_crop(resize(match_channels(images, self.channels), self.scaled), self.size)
+        return np.stack([self.normalization(c) for c in crops])

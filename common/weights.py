@@ -8,8 +8,10 @@ is ``(out,)``. All float32. Files are safetensors (no pickle anywhere).
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -70,6 +72,12 @@ def validate(variant: Variant, weights: Weights) -> None:
                            f"(input {'x'.join(map(str, variant.input_shape))}): {shown}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write ``data`` to a temporary file beside ``path``, then rename it into place.
     Refuses to replace an existing file unless ``overwrite``."""
@@ -82,9 +90,25 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> N
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the group
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], None], *, overwrite: bool = False) -> None:
+    """Let ``write`` write a temporary file beside ``path`` (its name ends like ``path``'s,
+    for writers that insist on a suffix), then rename it into place."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    tmp = path.parent / f".tmp-{secrets.token_hex(4)}-{path.name}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
 
 

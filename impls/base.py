@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from typing import Any, Protocol
 
 import numpy as np
@@ -103,4 +104,11 @@ def load_backend(framework: str) -> Backend:
     if not is_installed(framework):
         raise FrameworkUnavailable(f"{framework}: package {package!r} is not installed "
                                    f"(pip install 'alexnet-crosscheck[{framework}]')")
-    return importlib.import_module(module_name).BACKEND
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None else None
+    backend = importlib.import_module(module_name).BACKEND
+    if torch_threads is not None and torch.get_num_threads() != torch_threads:
+        # Loading MXNet's OpenMP runtime drops PyTorch to one intra-op thread, which slows
+        # it down and changes its float rounding (a resumed run would not repeat).
+        torch.set_num_threads(torch_threads)
+    return backend

@@ -86,3 +86,23 @@ def test_leaving_an_epoch_early_stops_the_worker():
         break  # the worker is blocked on a full queue; the generator's cleanup must free it
     import threading
     assert threading.active_count() < 5
+
+
+def test_transforms_views_agree():
+    """With augmentation the single test view is the ten-crop's centre crop; without it,
+    both train and test views are the image resized to the input."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (5, 1, 8, 8)).astype(np.uint8)
+    plain = pipeline.Transforms.fit((3, 32, 32), images)
+    assert plain.train(images, rng).shape == (5, 3, 32, 32)
+    np.testing.assert_array_equal(plain.train(images, rng), plain.test(images))
+    augmented = pipeline.Transforms.fit((3, 32, 32), images, augment=True)
+    assert augmented.scaled == (37, 37)
+    crops = augmented.ten_crops(images)
+    assert crops.shape == (10, 5, 3, 32, 32)
+    np.testing.assert_array_equal(crops[4], augmented.test(images))
+    np.testing.assert_array_equal(crops[9], crops[4][..., ::-1])
+    first = augmented.train(images, np.random.default_rng(1))
+    again = augmented.train(images, np.random.default_rng(1))
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, augmented.test(images))

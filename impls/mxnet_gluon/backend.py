@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import mxnet as mx
 import numpy as np
@@ -12,6 +13,7 @@ from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
+from impls.mxnet_gluon import checkpoint
 from impls.mxnet_gluon.convert import export_canonical, load_canonical
 from impls.mxnet_gluon.model import AlexNet
 from impls.mxnet_gluon.training import cross_entropy, make_optimizer, predict, train_step
@@ -123,11 +125,26 @@ class MXNetBackend:
     def predict(self, model: AlexNet, x: np.ndarray) -> np.ndarray:
         return predict(model, self._array(x)).asnumpy()
 
-
     def native_weights(self, model: AlexNet) -> Weights:
         return export_canonical(model)  # the native layout is the canonical one
 
     def to_native(self, model: AlexNet, arrays: Weights) -> Weights:
         return dict(arrays)
+
+    # --- checkpoints (alexnet train --resume) ---
+
+    native_suffix = checkpoint.NATIVE_SUFFIX
+
+    def save_native(self, model: AlexNet, path: Path) -> None:
+        checkpoint.save_native(model, path)
+
+    def optimizer_state(self, optimizer: mx.gluon.Trainer) -> dict[str, np.ndarray]:
+        return checkpoint.optimizer_state(optimizer)
+
+    def load_optimizer_state(self, optimizer: mx.gluon.Trainer, arrays: dict[str, np.ndarray]) -> None:
+        checkpoint.load_optimizer_state(optimizer, arrays)
+
+    def reseed(self, model: AlexNet, seed: int) -> None:
+        checkpoint.reseed(model, seed)
 
 BACKEND = MXNetBackend()

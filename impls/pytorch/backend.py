@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -9,6 +11,7 @@ from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
+from impls.pytorch import checkpoint
 from impls.pytorch.convert import export_canonical, load_canonical
 from impls.pytorch.model import AlexNet
 from impls.pytorch.training import make_optimizer, predict, train_step
@@ -104,11 +107,26 @@ class PyTorchBackend:
     def predict(self, model: AlexNet, x: np.ndarray) -> np.ndarray:
         return predict(model, self._tensor(x)).cpu().numpy()
 
-
     def native_weights(self, model: AlexNet) -> Weights:
         return export_canonical(model)  # the native layout is the canonical one
 
     def to_native(self, model: AlexNet, arrays: Weights) -> Weights:
         return dict(arrays)
+
+    # --- checkpoints (alexnet train --resume) ---
+
+    native_suffix = checkpoint.NATIVE_SUFFIX
+
+    def save_native(self, model: AlexNet, path: Path) -> None:
+        checkpoint.save_native(model, path)
+
+    def optimizer_state(self, optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+        return checkpoint.optimizer_state(optimizer)
+
+    def load_optimizer_state(self, optimizer: torch.optim.Optimizer, arrays: dict[str, np.ndarray]) -> None:
+        checkpoint.load_optimizer_state(optimizer, arrays)
+
+    def reseed(self, model: AlexNet, seed: int) -> None:
+        checkpoint.reseed(model, seed)
 
 BACKEND = PyTorchBackend()

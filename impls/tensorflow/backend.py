@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import keras
@@ -15,6 +16,7 @@ from common.shapes import infer
 from common.spec import Dense, Flatten, Variant
 from common.weights import Weights
 from impls.base import FrameworkUnavailable
+from impls.tensorflow import checkpoint
 from impls.tensorflow.convert import (export_canonical, keyed_variables, load_canonical,
                                       native_weights, to_native)
 from impls.tensorflow.model import build_alexnet
@@ -197,6 +199,22 @@ class TensorFlowBackend:
 
     def to_native(self, model: keras.Sequential, arrays: Weights) -> Weights:
         return to_native(model, arrays)
+
+    # --- checkpoints (alexnet train --resume) ---
+
+    native_suffix = checkpoint.NATIVE_SUFFIX
+
+    def save_native(self, model: keras.Sequential, path: Path) -> None:
+        checkpoint.save_native(model, path)
+
+    def optimizer_state(self, optimizer: keras.optimizers.Optimizer) -> dict[str, np.ndarray]:
+        return checkpoint.optimizer_state(optimizer)
+
+    def load_optimizer_state(self, optimizer: keras.optimizers.Optimizer, arrays: dict[str, np.ndarray]) -> None:
+        checkpoint.load_optimizer_state(optimizer, arrays)
+
+    def reseed(self, model: keras.Sequential, seed: int) -> None:
+        checkpoint.reseed(model, seed)
 
 
 # Keras 3 wraps each grouped convolution on the CPU in a new tf.function (XLA), so every call
