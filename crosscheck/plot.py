@@ -31,7 +31,7 @@ def variant_figure(v: VariantRun, run: CrosscheckRun) -> bytes:
     import matplotlib.pyplot as plt
 
     ran = [f for f in v.frameworks if f.layers]
-    panels = 1 + bool(v.gradients)
+    panels = 1 + bool(v.gradients) + bool(v.training)
     fig, axes = plt.subplots(panels, 1, figsize=(11, 3.6 * panels), squeeze=False)
     layers = [layer.name for layer in ran[0].layers] if ran else []
     ax = axes[0][0]
@@ -49,6 +49,15 @@ def variant_figure(v: VariantRun, run: CrosscheckRun) -> bytes:
         bx.axhline(1e-5, color="red", linestyle="--", label="isolated tolerance")
         bx.axhline(2e-2, color="darkred", linestyle="-.", label="end-to-end gradient tolerance")
         bx.set_title(f"{v.variant}: backward, worst gradient error per layer")
+    if v.training:
+        tx = axes[-1][0]
+        for t in v.training:
+            steps = range(1, len(t.rel_errors) + 1)
+            tx.semilogy(steps, [_finite(e) for e in t.rel_errors], marker="o", label=t.framework)
+        tx.axhline(v.training[0].tolerance, color="red", linestyle="--", label="tolerance")
+        tx.set_title(f"{v.variant}: training, relative loss difference from float64 per step")
+        tx.set_xlabel("step")
+        tx.xaxis.get_major_locator().set_params(integer=True)
     for row in axes:
         row[0].set_ylim(1e-9, CEILING * 2)
         row[0].tick_params(axis="x", rotation=60, labelsize=8)

@@ -13,6 +13,7 @@ from common.table import render
 from common.weights import atomic_write_bytes
 from crosscheck.backward import GradientRun
 from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
+from crosscheck.parity import DEFAULT_PARITY_TOLERANCES, PARITY_BATCH, ParityRun
 from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, StepRun
 
 REPORT_FILES = ("crosscheck.json", "crosscheck.md")
@@ -124,6 +125,32 @@ def step_line(run: StepRun) -> str:
     return head
 
 
+def training_table(v: VariantRun, fmt: str = "table") -> str:
+    """Per framework: the loss at the first and last step against the float64 run's."""
+    headers = ["framework", "loss step 1", "float64", "loss last step", "float64",
+               "worst rel diff", "verdict"]
+    rows = []
+    for run in v.training:
+        first = (run.losses[:1] or [float("nan")])[0]
+        last = (run.losses[-1:] or [float("nan")])[0]
+        rows.append([run.framework, f"{first:.5f}", f"{run.reference[0]:.5f}", f"{last:.5f}",
+                     f"{run.reference[-1]:.5f}", _sci(run.worst), run.status])
+    return render(headers, rows, fmt)
+
+
+def training_line(run: ParityRun) -> str:
+    head = (f"{run.framework} train: {run.status}, {len(run.losses)}/{len(run.reference)} steps, "
+            f"worst loss difference {_sci(run.worst)} ({run.seconds:.1f}s)")
+    if run.error:
+        return head + f"; raised {run.error}"
+    if run.first_failure is not None:
+        step = run.first_failure
+        head += (f"; the loss curve leaves the float64 run at step {step} "
+                 f"({run.losses[step - 1]:.6g} vs {run.reference[step - 1]:.6g}): an optimizer, "
+                 f"learning-rate or dropout difference that one step is too small to show")
+    return head
+
+
 def pair_lines(v: VariantRun) -> list[str]:
     lines = []
     for pair in v.pairs:
@@ -140,6 +167,8 @@ def summary(run: CrosscheckRun) -> str:
                if g.status == FAIL]
     failed += [f"{v.variant}/{s.framework} step" for v in run.variants for s in v.steps
                if s.status == FAIL]
+    failed += [f"{v.variant}/{t.framework} train" for v in run.variants for t in v.training
+               if t.status == FAIL]
     if run.environment_errors:
         return "ERROR: " + "; ".join(run.environment_errors)
     if failed:
@@ -162,6 +191,10 @@ def terminal(run: CrosscheckRun) -> str:
         parts.append(f"step tables: weights after each framework's own optimizer step against the "
                      f"float64 update of the same gradients, worst element in float32 eps times "
                      f"its largest |w| (tolerance {DEFAULT_STEP_TOLERANCES.weights:g})")
+    if any(v.training for v in run.variants):
+        parts.append(f"train tables: loss of each step of SGD from the same weights on the same "
+                     f"digits batches ({PARITY_BATCH} images, dropout off) against a float64 "
+                     f"training run (tolerance {DEFAULT_PARITY_TOLERANCES.loss_rel:g} relative)")
     parts.append("")
     for v in run.variants:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
@@ -174,6 +207,9 @@ def terminal(run: CrosscheckRun) -> str:
         if v.steps:
             parts += [f"optimizer steps ({STEPS}, same batch and masks each step):", step_table(v)]
             parts += [step_line(s) for s in v.steps] + [""]
+        if v.training:
+            parts += [f"training parity ({len(v.training[0].reference)} steps):", training_table(v)]
+            parts += [training_line(t) for t in v.training] + [""]
     parts.append(summary(run))
     return "\n".join(parts) + "\n"
 
@@ -195,6 +231,9 @@ def markdown(run: CrosscheckRun) -> str:
         if v.steps:
             parts += ["### optimizer steps", "", step_table(v, "markdown")]
             parts += [f"- {step_line(s)}" for s in v.steps] + [""]
+        if v.training:
+            parts += ["### training parity", "", training_table(v, "markdown")]
+            parts += [f"- {training_line(t)}" for t in v.training] + [""]
     parts += [f"**{summary(run)}**", ""]
     return "\n".join(parts)
 
@@ -221,6 +260,8 @@ def to_json(run: CrosscheckRun) -> str:
         for s, sd in zip(v.steps, vd["steps"]):
             first = s.first_failure
             sd["first_failure"] = asdict(first) if first else None
+        for t, td in zip(v.training, vd["training"]):
+            td["first_failure_step"], td["worst_rel_diff"] = t.first_failure, t.worst
     return json.dumps(clean(data), indent=2) + "\n"
 
 

@@ -24,8 +24,10 @@ from common.variants import get_variant
 from common.weights import Weights, init_weights
 from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, reference_chain
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
+from crosscheck.parity import (PARITY_OPTIMIZER, ParityRun, check_training, parity_batches,
+                               reference_losses)
 from crosscheck.step import StepRun, check_steps
-from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend
+from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend, select_device
 
 PASS, FAIL, SKIPPED, ERROR = "pass", "FAIL", "skipped", "error"
 
@@ -82,10 +84,12 @@ class VariantRun:
     reference_seconds: float
     gradients: list[GradientRun] = field(default_factory=list)
     steps: list[StepRun] = field(default_factory=list)
+    training: list[ParityRun] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return any(f.status == FAIL for f in self.frameworks + self.gradients + self.steps)
+        return any(f.status == FAIL
+                   for f in self.frameworks + self.gradients + self.steps + self.training)
 
 
 @dataclass
@@ -101,16 +105,6 @@ class CrosscheckRun:
         if self.environment_errors:
             return 2
         return 1 if any(v.failed for v in self.variants) else 0
-
-
-def select_device(backend: Backend, device: str) -> str:
-    """Put the backend on ``device`` (cpu, gpu, auto = gpu where there is one)."""
-    if device == "auto":
-        try:
-            return backend.use_device("gpu")
-        except FrameworkUnavailable:
-            return backend.use_device("cpu")
-    return backend.use_device(device)
 
 
 def layer_results(variant: Variant, outputs: dict[str, np.ndarray], expected: dict[str, np.ndarray],
@@ -146,7 +140,10 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
                         run_to_run=run_to_run), outputs
 
 
-CHECKS = ("forward", "backward", "step")
+CHECKS = ("forward", "backward", "step", "train")
+#: what ``alexnet crosscheck`` runs unless told: the training-parity check trains 20 steps
+#: in float64 too, minutes per large variant on a small CPU
+DEFAULT_CHECKS = ("forward", "backward", "step")
 
 
 def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
@@ -216,12 +213,23 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                                          ref_chain))
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
+        training: list[ParityRun] = []
+        if "train" in checks and backends:
+            batches = parity_batches(variant, seed=seed)
+            start = time.perf_counter()
+            ref_losses = reference_losses(variant, weights, batches, PARITY_OPTIMIZER)
+            say(f"  {variant_name:<13} float64    train    {time.perf_counter() - start:5.1f}s")
+            for name in (n for n in frameworks if n in backends):
+                training.append(check_training(backends[name], variant, weights, batches,
+                                               ref_losses))
+                say(f"  {variant_name:<13} {name:<10} train    {training[-1].status:<4} "
+                    f"{training[-1].seconds:5.1f}s")
         pairs = [PairRun(a, b, layer_results(variant, outputs[a], outputs[b], tolerances,
                                               tolerances.pairwise_factor, scale=ref))
                  for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
-                               results, pairs, ref_seconds, gradients, steps))
+                               results, pairs, ref_seconds, gradients, steps, training))
     settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
                 "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,

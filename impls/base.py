@@ -96,6 +96,17 @@ def is_installed(framework: str) -> bool:
     return importlib.util.find_spec(FRAMEWORKS[framework][1]) is not None
 
 
+def select_device(backend: Backend, device: str) -> str:
+    """Put ``backend`` on ``device``: cpu, gpu, or auto (the GPU where the framework sees
+    one, else the CPU). Returns the description of the device."""
+    if device == "auto":
+        try:
+            return backend.use_device("gpu")
+        except FrameworkUnavailable:
+            return backend.use_device("cpu")
+    return backend.use_device(device)
+
+
 def load_backend(framework: str) -> Backend:
     """Import and return the backend for ``framework``; FrameworkUnavailable if absent."""
     if framework not in FRAMEWORKS:

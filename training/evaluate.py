@@ -14,8 +14,7 @@ from common import data, pipeline
 from common.spec import Softmax, Variant
 from common.variants import get_variant
 from common.weights import load_weights
-from impls.base import load_backend
-from training.loop import select_device
+from impls.base import load_backend, select_device
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from common import data, pipeline
 from common.optim import OPTIMIZERS, OptimizerSpec
 from common.variants import get_variant
 from common.weights import init_weights
-from impls.base import FrameworkUnavailable, load_backend
+from impls.base import load_backend, select_device
 from training import run_dir
 from training.metrics import EpochMetrics
 
@@ -58,16 +58,6 @@ def optimizer_spec(name: str, lr: Optional[float]) -> OptimizerSpec:
 def epoch_seed(seed: int, epoch: int) -> int:
     """The dropout seed of one epoch: a resumed run draws the same masks."""
     return int(np.random.default_rng([seed, epoch, 2]).integers(2**31))
-
-
-def select_device(backend: Any, device: str) -> str:
-    """``cpu``, ``gpu``, or ``auto`` (the GPU when the framework sees one)."""
-    if device != "auto":
-        return backend.use_device(device)
-    try:
-        return backend.use_device("gpu")
-    except FrameworkUnavailable:
-        return backend.use_device("cpu")
 
 
 def accuracy(backend: Any, model: Any, images: np.ndarray, labels: np.ndarray,
