@@ -11,6 +11,13 @@ Unlike the step check, each framework follows its own trajectory here, so float3
 rounding compounds: the difference grows with the step. That is the point: a bug
 too small to fail one step (a momentum or decay form, a learning-rate scale, dropout
 left on) shows as a curve that drifts away.
+
+How fast honest rounding grows depends on the variant: on the large ones training is
+chaotic, and two *float64* runs whose weights differ by one float32 ulp drift 6.5e-4 apart
+by step 20 (`torchvision`). So the tolerance is measured, not guessed: the float64 run is
+repeated from weights nudged by ``PARITY_NUDGE`` (about the float32 error of one forward
+pass), and at each step a framework may be ``envelope_factor`` times as far from float64 as
+that nudged run has drifted so far, and never less than ``floor``.
 """
 
 from __future__ import annotations
@@ -37,18 +44,43 @@ PARITY_BATCH = 8
 PARITY_OPTIMIZER = replace(OPTIMIZERS["sgd"], lr=1e-3)
 
 
+#: relative size of the random-sign nudge to the weights of the second float64 run: about
+#: the float32 error of one forward pass (the forward check measures <= 3e-6 rel L2)
+PARITY_NUDGE = 1e-6
+
+
 @dataclass(frozen=True)
 class ParityTolerances:
-    """Largest relative loss difference from the float64 reference over the steps.
-    Measured over 20 steps: at most 1.3e-5 (`paper`, MXNet; float32 rounding compounding
-    along each framework's own trajectory). A learning rate 5% high moves the loss of
-    `cifar-small` by 4e-4 at step 2, a momentum dampening of 0.1 by 8e-4 at step 3,
-    dropout left on by 1e-2 at step 1 (tests/test_parity.py): 1e-4 lies between."""
+    """How far each step's loss may be from the float64 run's, relative.
 
-    loss_rel: float = 1e-4
+    ``floor``: on a well-behaved variant (`cifar-small`, `gluon-cifar`, `paper` at this
+    learning rate) float32 noise stayed below 1.3e-5 over 20 steps, while a learning rate
+    5% high moves the loss of `cifar-small` by 4e-4 at step 2, a momentum dampening of 0.1 by
+    8e-4 at step 3, and dropout left on by 1e-2 at step 1 (tests/test_parity.py).
+    ``envelope_factor``: where training is chaotic the nudged float64 run sets the bound;
+    a float32 framework run started from nudged weights landed up to 5x that envelope
+    (`torchvision`, step 20), so 10x leaves room without hiding a bug of the size above,
+    which shows in the first steps, before chaos has grown."""
+
+    floor: float = 1e-4
+    envelope_factor: float = 10.0
 
 
 DEFAULT_PARITY_TOLERANCES = ParityTolerances()
+
+
+@dataclass
+class ParityReference:
+    """The float64 training run: its loss before each step, and how far a second float64
+    run from nudged weights drifted from it (relative, per step)."""
+
+    losses: list[float]
+    envelope: list[float]
+
+    def tolerances(self, tol: ParityTolerances = DEFAULT_PARITY_TOLERANCES) -> list[float]:
+        """Per step: ``floor`` or ``envelope_factor`` times the largest drift so far."""
+        drift = np.maximum.accumulate(np.nan_to_num(self.envelope, nan=np.inf))
+        return [max(tol.floor, tol.envelope_factor * float(d)) for d in drift]
 
 
 @dataclass
@@ -57,7 +89,7 @@ class ParityRun:
     status: str
     losses: list[float] = field(default_factory=list)
     reference: list[float] = field(default_factory=list)
-    tolerance: float = DEFAULT_PARITY_TOLERANCES.loss_rel
+    tolerances: list[float] = field(default_factory=list)
     error: Optional[str] = None
     seconds: float = 0.0
 
@@ -70,10 +102,15 @@ class ParityRun:
         return max(self.rel_errors, default=float("nan"))
 
     @property
+    def worst_ratio(self) -> float:
+        """The largest error as a fraction of its step's tolerance (> 1: fails)."""
+        return max((e / t for e, t in zip(self.rel_errors, self.tolerances)), default=float("nan"))
+
+    @property
     def first_failure(self) -> Optional[int]:
         """The first step (1-based) whose loss breaks tolerance."""
-        return next((step for step, e in enumerate(self.rel_errors, 1)
-                     if not e <= self.tolerance), None)
+        return next((step for step, (e, t) in enumerate(zip(self.rel_errors, self.tolerances), 1)
+                     if not e <= t), None)
 
 
 def parity_batches(variant: Variant, steps: int = PARITY_STEPS, batch_size: int = PARITY_BATCH,
@@ -98,18 +135,34 @@ def reference_losses(variant: Variant, weights: Weights, batches, spec: Optimize
     return losses
 
 
+def nudged(weights: Weights, rel: float = PARITY_NUDGE, seed: int = 0) -> Weights:
+    """``weights`` times (1 ± ``rel``), a seeded random sign per element, kept float64."""
+    rng = np.random.default_rng([seed, 4])
+    return {key: w.astype(np.float64) * (1 + rel * (2.0 * rng.integers(0, 2, w.shape) - 1))
+            for key, w in weights.items()}
+
+
+def reference_run(variant: Variant, weights: Weights, batches,
+                  spec: OptimizerSpec = PARITY_OPTIMIZER) -> ParityReference:
+    """Two float64 training runs, from ``weights`` and from nudged weights (the envelope)."""
+    losses = reference_losses(variant, weights, batches, spec)
+    drifted = reference_losses(variant, nudged(weights), batches, spec)
+    return ParityReference(losses, [abs(a - b) / abs(b) for a, b in zip(drifted, losses)])
+
+
 def dropout_off(variant: Variant, batch: int) -> dict[str, np.ndarray]:
     """Dropout factors of one: train mode, every unit kept, nothing rescaled."""
     return {info.name: np.ones((batch,) + info.out_shape, np.float32)
             for info in infer(variant) if isinstance(info.layer, Dropout)}
 
 
-def check_training(backend, variant: Variant, weights: Weights, batches, reference: list[float],
-                   spec: OptimizerSpec = PARITY_OPTIMIZER,
+def check_training(backend, variant: Variant, weights: Weights, batches,
+                   reference: ParityReference, spec: OptimizerSpec = PARITY_OPTIMIZER,
                    tol: ParityTolerances = DEFAULT_PARITY_TOLERANCES) -> ParityRun:
     """Train ``len(batches)`` steps in ``backend`` and compare its losses with ``reference``."""
     start = time.perf_counter()
-    run = ParityRun(backend.name, "pass", reference=list(reference), tolerance=tol.loss_rel)
+    run = ParityRun(backend.name, "pass", reference=list(reference.losses),
+                    tolerances=reference.tolerances(tol))
     try:
         model = backend.build(variant, weights)
         optimizer = backend.make_optimizer(model, spec)
@@ -118,7 +171,7 @@ def check_training(backend, variant: Variant, weights: Weights, batches, referen
             run.losses.append(loss)
     except Exception as exc:  # a framework's own error message, kept for the report
         run.error = f"{type(exc).__name__}: {exc}"[:300]
-    if run.error or run.first_failure or len(run.losses) != len(reference):
+    if run.error or run.first_failure or len(run.losses) != len(reference.losses):
         run.status = "FAIL"
     run.seconds = time.perf_counter() - start
     return run

@@ -54,7 +54,8 @@ def variant_figure(v: VariantRun, run: CrosscheckRun) -> bytes:
         for t in v.training:
             steps = range(1, len(t.rel_errors) + 1)
             tx.semilogy(steps, [_finite(e) for e in t.rel_errors], marker="o", label=t.framework)
-        tx.axhline(v.training[0].tolerance, color="red", linestyle="--", label="tolerance")
+        tx.semilogy(range(1, len(v.training[0].tolerances) + 1), v.training[0].tolerances,
+                    color="red", linestyle="--", drawstyle="steps-mid", label="tolerance")
         tx.set_title(f"{v.variant}: training, relative loss difference from float64 per step")
         tx.set_xlabel("step")
         tx.xaxis.get_major_locator().set_params(integer=True)

@@ -128,13 +128,14 @@ def step_line(run: StepRun) -> str:
 def training_table(v: VariantRun, fmt: str = "table") -> str:
     """Per framework: the loss at the first and last step against the float64 run's."""
     headers = ["framework", "loss step 1", "float64", "loss last step", "float64",
-               "worst rel diff", "verdict"]
+               "worst rel diff", "of tolerance", "verdict"]
     rows = []
     for run in v.training:
         first = (run.losses[:1] or [float("nan")])[0]
         last = (run.losses[-1:] or [float("nan")])[0]
         rows.append([run.framework, f"{first:.5f}", f"{run.reference[0]:.5f}", f"{last:.5f}",
-                     f"{run.reference[-1]:.5f}", _sci(run.worst), run.status])
+                     f"{run.reference[-1]:.5f}", _sci(run.worst), f"{run.worst_ratio:.0%}",
+                     run.status])
     return render(headers, rows, fmt)
 
 
@@ -146,7 +147,8 @@ def training_line(run: ParityRun) -> str:
     if run.first_failure is not None:
         step = run.first_failure
         head += (f"; the loss curve leaves the float64 run at step {step} "
-                 f"({run.losses[step - 1]:.6g} vs {run.reference[step - 1]:.6g}): an optimizer, "
+                 f"({run.losses[step - 1]:.6g} vs {run.reference[step - 1]:.6g}, tolerance "
+                 f"{_sci(run.tolerances[step - 1])}): an optimizer, "
                  f"learning-rate or dropout difference that one step is too small to show")
     return head
 
@@ -194,7 +196,9 @@ def terminal(run: CrosscheckRun) -> str:
     if any(v.training for v in run.variants):
         parts.append(f"train tables: loss of each step of SGD from the same weights on the same "
                      f"digits batches ({PARITY_BATCH} images, dropout off) against a float64 "
-                     f"training run (tolerance {DEFAULT_PARITY_TOLERANCES.loss_rel:g} relative)")
+                     f"training run (tolerance per step: {DEFAULT_PARITY_TOLERANCES.floor:g} "
+                     f"relative, or {DEFAULT_PARITY_TOLERANCES.envelope_factor:g}x the drift of "
+                     f"a float64 run from nudged weights where training is chaotic)")
     parts.append("")
     for v in run.variants:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
