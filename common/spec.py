@@ -10,7 +10,7 @@ Shapes are per image and channels-first: ``(C, H, W)`` for feature maps,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Union
 
 #: Explicit per-side padding ``(top, bottom, left, right)``, or TensorFlow's
@@ -137,6 +137,12 @@ class Variant:
         probability underflows, log-softmax of the logits never is."""
         last = self.layers[-1]
         return self.layers[-2].name if isinstance(last, Softmax) else last.name
+
+    def up_to_logits(self) -> "Variant":
+        """This variant without a final Softmax: the network a training loss runs through.
+        It has the same parameters, so the same weights load into it."""
+        cut = [layer.name for layer in self.layers].index(self.logits_layer) + 1
+        return replace(self, layers=self.layers[:cut])
 
     def layer(self, name: str) -> Layer:
         """The layer called ``name``; KeyError names the layers there are."""

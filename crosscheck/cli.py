@@ -31,10 +31,12 @@ def add_parser(subparsers) -> None:
                    help="what to compare: forward (eval mode; always run, the other checks "
                         "build on it), backward (train-mode forward with shared dropout masks, "
                         "gradients end to end and layer-isolated), step (3 steps of each "
-                        "framework's own SGD and Adam against the float64 update), train (20 "
+                        "framework's own SGD and Adam against the float64 update), fastpath (the "
+                        "sessions 'alexnet bench' times, with each framework's fast path: output "
+                        "and gradients against float64), train (20 "
                         "steps of SGD at lr 0.001 on real digits images, each framework's loss curve "
                         "against a float64 training run; minutes per large variant); "
-                        "'all' is all four; default %(default)s")
+                        "'all' is all five; default %(default)s")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
                    help="auto = the GPU where a framework sees one, else the CPU (default)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")

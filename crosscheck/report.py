@@ -153,6 +153,30 @@ def training_line(run: ParityRun) -> str:
     return head
 
 
+def fast_path_table(v: VariantRun, fmt: str = "table") -> str:
+    """Per framework: the benchmark session's fast paths, its output and worst gradient error."""
+    headers = ["framework", "fast paths", "output rel L2", "output norm max", "worst grad rel L2",
+               "at", "verdict"]
+    rows = []
+    for run in v.fast_paths:
+        paths = ", ".join(k for k, on in run.fast_paths.items() if on) or "-"
+        key, worst = run.worst_gradient
+        out = run.output
+        rows.append([run.framework, paths, _sci(out.rel_l2) if out else "-",
+                     _sci(out.norm_max) if out else "-", _sci(worst), key or "-", run.status])
+    return render(headers, rows, fmt)
+
+
+def fast_path_line(run) -> str:
+    head = f"{run.framework} fastpath: {run.status} ({run.seconds:.1f}s)"
+    if run.error:
+        return head + f"; raised {run.error}"
+    if run.status == FAIL:
+        head += ("; the benchmarked fast path computes another function than the plain model: "
+                 "a compiled graph traced in the wrong mode, a layout the fast path changed")
+    return head
+
+
 def pair_lines(v: VariantRun) -> list[str]:
     lines = []
     for pair in v.pairs:
@@ -170,6 +194,8 @@ def summary(run: CrosscheckRun) -> str:
     failed += [f"{v.variant}/{s.framework} step" for v in run.variants for s in v.steps
                if s.status == FAIL]
     failed += [f"{v.variant}/{t.framework} train" for v in run.variants for t in v.training
+               if t.status == FAIL]
+    failed += [f"{v.variant}/{t.framework} fastpath" for v in run.variants for t in v.fast_paths
                if t.status == FAIL]
     if run.environment_errors:
         return "ERROR: " + "; ".join(run.environment_errors)
@@ -193,6 +219,10 @@ def terminal(run: CrosscheckRun) -> str:
         parts.append(f"step tables: weights after each framework's own optimizer step against the "
                      f"float64 update of the same gradients, worst element in float32 eps times "
                      f"its largest |w| (tolerance {DEFAULT_STEP_TOLERANCES.weights:g})")
+    if any(v.fast_paths for v in run.variants):
+        parts.append("fastpath tables: the benchmark's sessions with each framework's fast path "
+                     "(channels-last, XLA, static hybridize): output against float64 (forward "
+                     "tolerances), parameter gradients with dropout off (end-to-end tolerance 2e-2)")
     if any(v.training for v in run.variants):
         parts.append(f"train tables: loss of each step of SGD from the same weights on the same "
                      f"digits batches ({PARITY_BATCH} images, dropout off) against a float64 "
@@ -211,6 +241,10 @@ def terminal(run: CrosscheckRun) -> str:
         if v.steps:
             parts += [f"optimizer steps ({STEPS}, same batch and masks each step):", step_table(v)]
             parts += [step_line(s) for s in v.steps] + [""]
+        if v.fast_paths:
+            parts += ["fast paths (the sessions 'alexnet bench' times, float32, dropout off):",
+                      fast_path_table(v)]
+            parts += [fast_path_line(f) for f in v.fast_paths] + [""]
         if v.training:
             parts += [f"training parity ({len(v.training[0].reference)} steps):", training_table(v)]
             parts += [training_line(t) for t in v.training] + [""]
@@ -235,6 +269,9 @@ def markdown(run: CrosscheckRun) -> str:
         if v.steps:
             parts += ["### optimizer steps", "", step_table(v, "markdown")]
             parts += [f"- {step_line(s)}" for s in v.steps] + [""]
+        if v.fast_paths:
+            parts += ["### fast paths", "", fast_path_table(v, "markdown")]
+            parts += [f"- {fast_path_line(f)}" for f in v.fast_paths] + [""]
         if v.training:
             parts += ["### training parity", "", training_table(v, "markdown")]
             parts += [f"- {training_line(t)}" for t in v.training] + [""]

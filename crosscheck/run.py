@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from common import reference
+from common import reference, reference_backward
 from common.inputs import crosscheck_batch
 from common.shapes import infer
 from common.spec import Variant
@@ -24,6 +24,7 @@ from common.variants import get_variant
 from common.weights import Weights, init_weights
 from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, reference_chain
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
+from crosscheck.fastpath import FastPathRun, check_fast_paths
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
 from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend, select_device
@@ -84,11 +85,12 @@ class VariantRun:
     gradients: list[GradientRun] = field(default_factory=list)
     steps: list[StepRun] = field(default_factory=list)
     training: list[ParityRun] = field(default_factory=list)
+    fast_paths: list[FastPathRun] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
-        return any(f.status == FAIL
-                   for f in self.frameworks + self.gradients + self.steps + self.training)
+        return any(f.status == FAIL for f in self.frameworks + self.gradients + self.steps
+                   + self.training + self.fast_paths)
 
 
 @dataclass
@@ -139,10 +141,10 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
                         run_to_run=run_to_run), outputs
 
 
-CHECKS = ("forward", "backward", "step", "train")
+CHECKS = ("forward", "backward", "step", "fastpath", "train")
 #: what ``alexnet crosscheck`` runs unless told: the training-parity check trains 20 steps
 #: in float64 too, minutes per large variant on a small CPU
-DEFAULT_CHECKS = ("forward", "backward", "step")
+DEFAULT_CHECKS = ("forward", "backward", "step", "fastpath")
 
 
 def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
@@ -212,6 +214,16 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                                          ref_chain))
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
+        fast_paths: list[FastPathRun] = []
+        if "fastpath" in checks and backends:
+            labels, _ = gradient_inputs(variant, len(x), seed)
+            ref_grads = reference_backward.backward(variant, weights, x, labels)[4]  # dropout off
+            for name in (n for n in frameworks if n in backends):
+                fast_paths.append(check_fast_paths(backends[name], variant, weights, x, labels,
+                                                   ref[variant.layers[-1].name], ref_grads,
+                                                   tolerances))
+                say(f"  {variant_name:<13} {name:<10} fastpath {fast_paths[-1].status:<4} "
+                    f"{fast_paths[-1].seconds:5.1f}s")
         training: list[ParityRun] = []
         if "train" in checks and backends:
             batches = parity_batches(variant, seed=seed)
@@ -229,7 +241,8 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                  for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
-                               results, pairs, ref_seconds, gradients, steps, training))
+                               results, pairs, ref_seconds, gradients, steps, training,
+                               fast_paths))
     settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
                 "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, Optional, Protocol
 
 import numpy as np
 
@@ -89,6 +90,58 @@ class GradientBackend(Backend, Protocol):
 
     def to_native(self, model: Any, arrays: Weights) -> Weights:
         """Canonical arrays (weights or gradients, dtype kept) in the native layout."""
+
+
+#: the arithmetic a benchmark runs in: float32, float32 with TF32 tensor cores (GPU), or
+#: bfloat16 autocast (each framework's mixed precision: float32 weights, bf16 compute)
+Precision = Literal["fp32", "tf32", "bf16"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16")
+
+
+@dataclass(frozen=True)
+class FastPaths:
+    """Each framework's own fast path, on by default in ``alexnet bench``. None of them
+    may change the numbers: ``alexnet crosscheck --check fastpath`` runs them."""
+
+    channels_last: bool = True    # PyTorch: NHWC memory format for model and input
+    cudnn_benchmark: bool = True  # PyTorch: cuDNN picks the fastest algorithm per shape (GPU)
+    compile: bool = False         # PyTorch: torch.compile (needs a C++ compiler on the CPU)
+    xla: bool = True              # TensorFlow: tf.function(jit_compile=True)
+    hybridize: bool = True        # MXNet: hybridize(static_alloc=True, static_shape=True)
+
+
+class BenchSession(Protocol):
+    """One model and one batch, ready to be timed (``impls/<framework>/bench.py``).
+
+    ``forward`` and ``train`` only queue work on the device; ``sync`` waits for it, and
+    the benchmark calls it before every clock read.
+    """
+
+    applied: dict[str, bool]  # the fast paths this framework has, as applied
+
+    def forward(self) -> None:
+        """An eval-mode forward pass of the whole network."""
+
+    def train(self) -> None:
+        """A train-mode forward pass to the logits, the mean softmax cross-entropy, and
+        the backward pass: every parameter's gradient. No optimizer step."""
+
+    def sync(self) -> None:
+        """Block until the device has finished everything queued so far."""
+
+    def logits(self) -> np.ndarray:
+        """The output of ``forward`` as float32 NumPy (for the fast-path crosscheck)."""
+
+    def gradients(self) -> Weights:
+        """The gradients ``train`` computes, with dropout off, canonical keys and layout."""
+
+    def matmul(self, n: int) -> Callable[[], None]:
+        """A function that queues one ``n``x``n`` by ``n``x``n`` product in the session's
+        precision on its device: the framework's own measure of the device's peak."""
+
+    def peak_memory(self) -> tuple[Optional[int], str]:
+        """(bytes, what was measured) of device memory at its peak since the last call;
+        (None, why) on the CPU, where the process's peak RSS is the measure."""
 
 
 def is_installed(framework: str) -> bool:

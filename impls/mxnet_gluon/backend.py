@@ -12,7 +12,9 @@ from mxnet.gluon import nn
 from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
-from impls.base import FrameworkUnavailable
+from impls.base import FastPaths, FrameworkUnavailable, Precision
+from impls.mxnet_gluon.bench import MXNetBench
+from impls.mxnet_gluon.plain import plain_alexnet
 from impls.mxnet_gluon import checkpoint
 from impls.mxnet_gluon.convert import export_canonical, load_canonical
 from impls.mxnet_gluon.model import AlexNet
@@ -146,5 +148,20 @@ class MXNetBackend:
 
     def reseed(self, model: AlexNet, seed: int) -> None:
         checkpoint.reseed(model, seed)
+
+    # --- benchmark (alexnet bench) ---
+
+    def bench_session(self, variant: Variant, weights: Weights, x: np.ndarray,
+                      labels: np.ndarray, fast: FastPaths, precision: Precision) -> MXNetBench:
+        """A ``BenchSession`` on the selected device: ``weights`` in the framework's model."""
+        return MXNetBench(lambda v: self.build(v, weights), variant, x, labels, self.ctx,
+                          fast, precision)
+
+    def plain_bench_session(self, variant: Variant, x: np.ndarray, labels: np.ndarray,
+                            fast: FastPaths, precision: Precision) -> MXNetBench:
+        """The same session around the plain hand-written torchvision AlexNet (``plain.py``)."""
+        return MXNetBench(lambda v: plain_alexnet(self.ctx, variant.num_classes), variant, x, labels,
+                          self.ctx, fast, precision)
+
 
 BACKEND = MXNetBackend()

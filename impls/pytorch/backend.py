@@ -10,7 +10,9 @@ import torch
 from common.optim import OptimizerSpec
 from common.spec import Variant
 from common.weights import Weights
-from impls.base import FrameworkUnavailable
+from impls.base import FastPaths, FrameworkUnavailable, Precision
+from impls.pytorch.bench import PyTorchBench
+from impls.pytorch.plain import plain_alexnet
 from impls.pytorch import checkpoint
 from impls.pytorch.convert import export_canonical, load_canonical
 from impls.pytorch.model import AlexNet
@@ -128,5 +130,20 @@ class PyTorchBackend:
 
     def reseed(self, model: AlexNet, seed: int) -> None:
         checkpoint.reseed(model, seed)
+
+    # --- benchmark (alexnet bench) ---
+
+    def bench_session(self, variant: Variant, weights: Weights, x: np.ndarray,
+                      labels: np.ndarray, fast: FastPaths, precision: Precision) -> PyTorchBench:
+        """A ``BenchSession`` on the selected device: ``weights`` in the framework's model."""
+        return PyTorchBench(lambda v: self.build(v, weights), variant, x, labels, self.device,
+                            fast, precision)
+
+    def plain_bench_session(self, variant: Variant, x: np.ndarray, labels: np.ndarray,
+                            fast: FastPaths, precision: Precision) -> PyTorchBench:
+        """The same session around the plain hand-written torchvision AlexNet (``plain.py``)."""
+        return PyTorchBench(lambda v: plain_alexnet(variant.num_classes).to(self.device), variant, x, labels,
+                            self.device, fast, precision)
+
 
 BACKEND = PyTorchBackend()

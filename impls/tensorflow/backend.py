@@ -15,7 +15,9 @@ from common.optim import OptimizerSpec
 from common.shapes import infer
 from common.spec import Dense, Flatten, Variant
 from common.weights import Weights
-from impls.base import FrameworkUnavailable
+from impls.base import FastPaths, FrameworkUnavailable, Precision
+from impls.tensorflow.bench import TensorFlowBench
+from impls.tensorflow.plain import plain_alexnet
 from impls.tensorflow import checkpoint
 from impls.tensorflow.convert import (export_canonical, keyed_variables, load_canonical,
                                       native_weights, to_native)
@@ -216,9 +218,24 @@ class TensorFlowBackend:
     def reseed(self, model: keras.Sequential, seed: int) -> None:
         checkpoint.reseed(model, seed)
 
+    # --- benchmark (alexnet bench) ---
+
+    def bench_session(self, variant: Variant, weights: Weights, x: np.ndarray,
+                      labels: np.ndarray, fast: FastPaths, precision: Precision) -> TensorFlowBench:
+        """A ``BenchSession`` on the selected device: ``weights`` in the framework's model."""
+        return TensorFlowBench(lambda v: self.build(v, weights), variant, x, labels, self.device,
+                               fast, precision)
+
+    def plain_bench_session(self, variant: Variant, x: np.ndarray, labels: np.ndarray,
+                            fast: FastPaths, precision: Precision) -> TensorFlowBench:
+        """The same session around the plain hand-written torchvision AlexNet (``plain.py``)."""
+        return TensorFlowBench(lambda v: plain_alexnet(variant.num_classes), variant, x, labels,
+                               self.device, fast, precision)
+
 
 # Keras 3 wraps each grouped convolution on the CPU in a new tf.function (XLA), so every call
 # "retraces" and TensorFlow warns about it; the results are right, the warning is noise.
 tf.get_logger().setLevel("ERROR")
+
 
 BACKEND = TensorFlowBackend()
