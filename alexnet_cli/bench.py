@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--json", type=Path, metavar="FILE",
                    help="write settings, rows and every iteration's time")
     p.add_argument("--plot", type=Path, metavar="FILE",
-                   help="write a PNG bar chart of images/s and % of peak")
+                   help="write a PNG bar chart of images/s and %% of peak")
     p.add_argument("--force", action="store_true", help="overwrite --json and --plot files")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run_bench_command)
