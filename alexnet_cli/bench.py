@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
         description="Time each framework's forward pass and forward+backward pass on the same "
                     "model, weights and batch, each in its own process; report ms per batch "
                     "(mean ± std, median), images/s, GFLOP/s from the spec's MACs, percent of "
-                    "the device's peak measured by a matrix product in the same framework, "
+                    "the device's peak (the fastest large matrix product any of the frameworks ran "
+                    "on it in the same run; each framework's own is shown too), "
                     "memory, and each framework's time relative to the fastest.")
     p.add_argument("--framework", type=choice_list(list(FRAMEWORKS), allow_all=True), default="all",
                    help=f"comma-separated frameworks or 'all' ({', '.join(FRAMEWORKS)})")

@@ -14,7 +14,7 @@ import pytest
 
 from alexnet_cli.main import main
 from benchmark.config import BenchConfig
-from benchmark.run import flops_per_batch, run_bench
+from benchmark.run import BenchRow, FrameworkResult, flops_per_batch, run_bench, set_device_peaks
 from benchmark.timing import Timing, time_calls
 from common import reference, reference_backward
 from common.inputs import crosscheck_batch
@@ -67,6 +67,20 @@ def test_timing_statistics():
     assert t.std == pytest.approx(np.std([0.1, 0.2, 0.3, 1.0], ddof=1))
 
 
+def test_percent_of_peak_is_against_the_devices_best_matmul():
+    def result(name, device, seconds):
+        return FrameworkResult(name, "ok", device=device, matmul_n=1000,
+                               peak=Timing.of([seconds]))
+
+    # own matmuls of 200, 500 and 100 GFLOP/s; two frameworks share the CPU
+    results = [result("a", "cpu", 0.01), result("b", "cpu", 0.004), result("c", "cuda:0", 0.02)]
+    rows = [BenchRow(r.framework, "forward", Timing.of([1.0]), 1, int(300e9), r.matmul_gflops, 0, "")
+            for r in results]
+    set_device_peaks(results, rows)
+    assert [(r.peak_by, round(r.peak_gflops)) for r in rows] == [("b", 500), ("b", 500), ("c", 100)]
+    assert [round(r.percent_of_peak) for r in rows] == [60, 60, 300]
+
+
 @pytest.mark.parametrize("name", FRAMEWORK_NAMES)
 def test_bench_runs_end_to_end(name):
     backend_or_skip(name)
@@ -77,7 +91,7 @@ def test_bench_runs_end_to_end(name):
         assert len(row.times) == 2 and row.timing.median > 0 and row.memory > 0
         assert row.flops == flops_per_batch("cifar-small", row.mode, 2)
         assert np.isfinite(row.percent_of_peak) and row.percent_of_peak > 0
-    assert run.frameworks[0].peak_gflops > 0 and run.frameworks[0].matmul_n == 64
+    assert run.frameworks[0].matmul_gflops > 0 and run.frameworks[0].matmul_n == 64
 
 
 def test_bench_cli_writes_json_and_plot_and_never_overwrites(tmp_path, capsys):

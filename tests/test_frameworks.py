@@ -60,6 +60,26 @@ def test_odd_layer_options_match_reference(backend):
         assert error.passes(DEFAULT_TOLERANCES), f"{backend.name} {name}: {error}"
 
 
+@pytest.mark.parametrize("pool_to", [(6, 6), (3, 2), (4, 5)], ids=["identity", "disjoint", "overlapping"])
+def test_padding_and_adaptive_pooling_shortcuts_match_reference(backend, pool_to):
+    """The cases a framework may shortcut (Keras's own SAME where explicit padding equals
+    it, at stride 1 and 2; adaptive pooling to the input size, or with equal disjoint bins)
+    compute what the general case does."""
+    from common import reference
+    from common.inputs import normal_batch
+    from common.spec import AdaptiveAvgPool2d, Conv2d, Dense, Flatten, ReLU, Variant
+    layers = (Conv2d("conv1", 5, 3, padding=(1, 1, 1, 1)), ReLU("relu1"),
+              Conv2d("conv2", 6, 3, stride=2, padding=(0, 1, 0, 1)), ReLU("relu2"),
+              AdaptiveAvgPool2d("avgpool", pool_to), Flatten("flatten"), Dense("fc", 4))
+    variant = Variant("shortcuts", layers, (3, 12, 12), 4, "test")
+    weights = init_weights(variant, seed=2)
+    x = normal_batch(variant, 2, seed=2)
+    outputs = backend.layer_outputs(backend.build(variant, weights), x)
+    for name, expected in reference.forward(variant, weights, x).items():
+        error = layer_error(outputs[name], expected)
+        assert error.passes(DEFAULT_TOLERANCES), f"{backend.name} {name}: {error}"
+
+
 def test_gluon_model_hybridizes_to_the_same_output():
     from tests.conftest import backend_or_skip
     backend = backend_or_skip("mxnet")

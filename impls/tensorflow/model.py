@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from common.conventions import lrn_depth_radius
-from common.shapes import LayerInfo, infer
+from common.shapes import LayerInfo, infer, same_padding
 from common.spec import (
     LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Softmax, Variant,
 )
@@ -134,8 +134,15 @@ class AdaptiveAveragePooling2D(layers.Layer):
         self.output_size = tuple(output_size)
 
     def call(self, inputs):
-        rows, cols = (adaptive_bins(size, out)
-                      for size, out in zip(inputs.shape[1:3], self.output_size))
+        sizes = tuple(inputs.shape[1:3])
+        if sizes == self.output_size:  # one pixel per bin, as torchvision's at 224x224
+            return inputs
+        if all(size % out == 0 for size, out in zip(sizes, self.output_size)):
+            # equal, disjoint bins: one pooling op instead of rows x cols slices, which cost
+            # the benchmark time (above all in the backward pass)
+            window = tuple(size // out for size, out in zip(sizes, self.output_size))
+            return ops.average_pool(inputs, window, strides=window, padding="valid")
+        rows, cols = (adaptive_bins(size, out) for size, out in zip(sizes, self.output_size))
         return ops.stack([ops.stack([ops.mean(inputs[:, r0:r1, c0:c1], axis=(1, 2))
                                      for c0, c1 in cols], axis=1)
                           for r0, r1 in rows], axis=1)
@@ -153,7 +160,10 @@ def make_layer(info: LayerInfo, kernel_initializer: str = "glorot_uniform") -> l
     if isinstance(layer, Conv2d):
         args = dict(filters=layer.out_channels, kernel_size=layer.kernel, strides=layer.stride,
                     groups=layer.groups, kernel_initializer=kernel_initializer, name=name)
-        if layer.padding == "same":
+        _, h, w = info.in_shape
+        if layer.padding == "same" or info.padding == (same_padding(h, layer.kernel, layer.stride)
+                                                       + same_padding(w, layer.kernel, layer.stride)):
+            # Keras's own SAME where it is the same padding: no separate pad op to run
             return layers.Conv2D(padding="same", **args)
         if info.padding == (0, 0, 0, 0):
             return layers.Conv2D(padding="valid", **args)
