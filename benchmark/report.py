@@ -48,7 +48,7 @@ def terminal(run: BenchRun) -> str:
         if f.status == "ok":
             paths = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in f.fast_paths.items())
             lines.append(f"{f.framework} {f.version} on {f.device}; fast paths: {paths}; "
-                         f"peak from a {f.matmul_n}x{f.matmul_n} matmul")
+                         f"own matmul {f.matmul_n}x{f.matmul_n}")
         else:
             reason = f.message.removeprefix(f"{f.framework.split()[0]}: ")
             lines.append(f"{f.framework}: {f.status}: {reason}")
@@ -83,7 +83,7 @@ def write_plot(run: BenchRun, path: Path, overwrite: bool) -> None:
     frameworks = list(dict.fromkeys(r.framework for r in run.rows))
     modes = list(dict.fromkeys(r.mode for r in run.rows))
     by = {(r.framework, r.mode): r for r in run.rows}
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     width = 0.8 / max(len(modes), 1)
     for i, mode in enumerate(modes):
         at = np.arange(len(frameworks)) + (i - (len(modes) - 1) / 2) * width
@@ -94,9 +94,12 @@ def write_plot(run: BenchRun, path: Path, overwrite: bool) -> None:
             ax.bar_label(bars, fmt="%.0f", fontsize=8)
     c = run.config
     axes[0].set(ylabel="images per second", title="throughput (median)")
-    axes[1].set(ylabel="% of the framework's own matmul peak", title="share of the measured peak")
+    peak = run.rows[0].peak_gflops if run.rows else float("nan")
+    axes[1].set(ylabel="% of the device's fastest matmul", title=f"share of the measured peak "
+                f"({peak:,.0f} GFLOP/s)" if len({r.peak_gflops for r in run.rows}) == 1
+                else "share of the measured peak")
     for ax in axes:
-        ax.set_xticks(range(len(frameworks)), frameworks)
+        ax.set_xticks(range(len(frameworks)), [f.replace(" (", "\n(") for f in frameworks])
         ax.grid(axis="y", alpha=0.3)
         ax.legend()
     figure.suptitle(f"alexnet bench: {c.variant}, batch {c.batch_size}, {c.precision}")
