@@ -13,7 +13,7 @@ from training.run_dir import RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alexnet_cli import bench, shapes, train
+    from alexnet_cli import bench, convert, shapes, train
     from crosscheck import cli as crosscheck_cli
 
     parser = argparse.ArgumentParser(
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     crosscheck_cli.add_parser(sub)
     train.add_parser(sub)
     bench.add_parser(sub)
+    convert.add_parser(sub)
     return parser
 
 

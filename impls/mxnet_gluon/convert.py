@@ -1,13 +1,16 @@
-"""Canonical weights in and out of the Gluon model: the layouts are the same
-(OIHW, (out, in), C*H*W flatten), so each spec layer's ``weight``/``bias``
-parameters are copied as they are."""
+"""Canonical weights in and out of the Gluon model and ``.params`` files: the layouts are
+the same (OIHW, (out, in), C*H*W flatten), so each spec layer's ``weight``/``bias``
+parameters are copied as they are; only the names in a file differ."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 
+from common.spec import Variant
 from common.weights import Weights
 from impls.mxnet_gluon.model import AlexNet
 
@@ -34,3 +37,25 @@ def load_canonical(model: AlexNet, weights: Weights) -> None:
 def export_canonical(model: AlexNet) -> Weights:
     """The model's parameters as canonical float32 NumPy arrays."""
     return {key: param.data().asnumpy().astype(np.float32) for key, param in parameters(model).items()}
+
+
+def structural_names(variant: Variant) -> dict[str, str]:
+    """Canonical key -> the name ``save_parameters`` gives it (``layers.<i>.weight``): the
+    path of the parameter's block in the model, read off an uninitialized model."""
+    model = AlexNet(variant)
+    by_param = {id(param): key for key, param in parameters(model).items()}
+    return {by_param[id(param)]: name for name, param in model._collect_params_with_prefix().items()}
+
+
+def read_params(path: Path) -> Weights:
+    """A ``.params`` file as float32 NumPy arrays, whatever its names: MXNet's own binary
+    NDArray format (``mx.nd.load``), which holds no code."""
+    loaded = mx.nd.load(str(path))
+    if not isinstance(loaded, dict):
+        raise ValueError("its arrays have no names (saved from a list, not by save_parameters)")
+    return {key: value.asnumpy().astype(np.float32) for key, value in loaded.items()}
+
+
+def write_params(path: Path, arrays: Weights) -> None:
+    """``arrays`` in MXNet's ``.params`` format, as ``save_parameters`` writes it."""
+    mx.nd.save(str(path), {key: mx.nd.array(value, dtype=np.float32) for key, value in arrays.items()})

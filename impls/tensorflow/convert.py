@@ -1,6 +1,7 @@
 """Canonical weights in and out of the Keras model, through ``common.conventions``:
 OIHW <-> HWIO convolution kernels, ``(out, in)`` <-> ``(in, out)`` dense kernels,
-and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order.
+and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order; and the
+``.weights.h5`` files Keras writes for the model.
 
 "Native" arrays are the Keras layout under canonical keys: what elementwise work
 (the step check's reference optimizer) can run on without converting every step.
@@ -8,13 +9,16 @@ and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers
 
 from common.conventions import dense_from_keras, dense_to_keras, hwio_to_oihw, oihw_to_hwio
+from common.spec import Variant
 from common.weights import Weights
-from impls.tensorflow.model import flatten_inputs
+from impls.tensorflow.model import build_alexnet, flatten_inputs
 
 
 def keyed_variables(model: keras.Sequential) -> dict[str, keras.Variable]:
@@ -77,3 +81,19 @@ def native_weights(model: keras.Sequential) -> Weights:
 def export_canonical(model: keras.Sequential) -> Weights:
     """The model's parameters as canonical float32 NumPy arrays."""
     return from_native(model, native_weights(model))
+
+
+def read_weights_h5(path: Path, variant: Variant) -> Weights:
+    """A Keras ``.weights.h5`` file of this package's model for ``variant``, loaded by
+    Keras itself (``load_weights``) and returned as canonical arrays."""
+    model = build_alexnet(variant, kernel_initializer="zeros")
+    model.load_weights(str(path))
+    return export_canonical(model)
+
+
+def write_weights_h5(path: Path, variant: Variant, weights: Weights) -> None:
+    """Canonical ``weights`` as Keras's ``save_weights`` file (the path must end in
+    ``.weights.h5``, as Keras requires)."""
+    model = build_alexnet(variant, kernel_initializer="zeros")
+    load_canonical(model, weights)
+    model.save_weights(str(path))
