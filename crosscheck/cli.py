@@ -11,8 +11,13 @@ from common.variants import get_variant, variant_names
 from common.weights import load_weights
 from crosscheck.compare import Tolerances
 from crosscheck.report import prepare_report_dir, terminal, write_reports
-from crosscheck.run import CHECKS, DEFAULT_CHECKS, all_frameworks, run_crosscheck
+from crosscheck.run import CHECKS, DEFAULT_CHECKS, all_frameworks, known_frameworks, run_crosscheck
 from alexnet_cli.args import choice_list, positive_int
+
+
+def framework_list(text: str) -> list[str]:
+    """Frameworks and witnesses by name, or 'all': every framework and the installed witnesses."""
+    return all_frameworks() if text == "all" else choice_list(known_frameworks(), allow_all=True)(text)
 
 
 def add_parser(subparsers) -> None:
@@ -24,8 +29,10 @@ def add_parser(subparsers) -> None:
                     "pass, 1 on a divergence, 2 on a usage or environment error.")
     p.add_argument("--variant", type=choice_list(variant_names(), allow_all=True), default="all",
                    help=f"a variant, a comma-separated list, or 'all' ({', '.join(variant_names())})")
-    p.add_argument("--framework", type=choice_list(all_frameworks(), allow_all=True), default="all",
-                   help=f"comma-separated frameworks or 'all' ({', '.join(all_frameworks())})")
+    p.add_argument("--framework", type=framework_list, default="all",
+                   help=f"comma-separated frameworks or 'all' ({', '.join(known_frameworks())}; "
+                        "'all' includes an onnx-* witness only if it is installed; a witness "
+                        "runs the forward check only)")
     p.add_argument("--check", type=choice_list(list(CHECKS), allow_all=True),
                    default=",".join(DEFAULT_CHECKS),
                    help="what to compare: forward (eval mode; always run, the other checks "

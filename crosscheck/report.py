@@ -177,6 +177,12 @@ def fast_path_line(run) -> str:
     return head
 
 
+def skipped_lines(v: VariantRun) -> list[str]:
+    """The checks a forward-only witness (an ONNX export) was asked for and cannot run."""
+    return [f"{name} {', '.join(checks)}: skipped: forward only"
+            for name, checks in v.skipped_checks.items()]
+
+
 def pair_lines(v: VariantRun) -> list[str]:
     lines = []
     for pair in v.pairs:
@@ -233,7 +239,7 @@ def terminal(run: CrosscheckRun) -> str:
     for v in run.variants:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
         parts.append(variant_table(v))
-        parts += [framework_line(f) for f in v.frameworks] + pair_lines(v) + [""]
+        parts += [framework_line(f) for f in v.frameworks] + skipped_lines(v) + pair_lines(v) + [""]
         if v.gradients:
             parts += ["backward (train mode, shared dropout masks, mean softmax cross-entropy):",
                       gradient_table(v)]
@@ -262,7 +268,7 @@ def markdown(run: CrosscheckRun) -> str:
         parts += [f"## {v.variant}", "", f"Input {fmt_shape(v.input_shape)}, {v.batch}.", "",
                   variant_table(v, "markdown")]
         parts += [f"- {line}" for line in (framework_line(f) for f in v.frameworks)]
-        parts += [f"- {line}" for line in pair_lines(v)] + [""]
+        parts += [f"- {line}" for line in skipped_lines(v) + pair_lines(v)] + [""]
         if v.gradients:
             parts += ["### backward", "", gradient_table(v, "markdown")]
             parts += [f"- {gradient_line(g)}" for g in v.gradients] + [""]

@@ -27,7 +27,8 @@ from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer
 from crosscheck.fastpath import FastPathRun, check_fast_paths
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
-from impls.base import FRAMEWORKS, Backend, FrameworkUnavailable, load_backend, select_device
+from impls.base import (FRAMEWORKS, WITNESSES, Backend, FrameworkUnavailable, is_forward_only,
+                        is_installed, load_backend, select_device)
 
 PASS, FAIL, SKIPPED, ERROR = "pass", "FAIL", "skipped", "error"
 
@@ -86,6 +87,8 @@ class VariantRun:
     steps: list[StepRun] = field(default_factory=list)
     training: list[ParityRun] = field(default_factory=list)
     fast_paths: list[FastPathRun] = field(default_factory=list)
+    #: framework -> the checks asked for that it cannot run (a forward-only witness)
+    skipped_checks: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
@@ -162,7 +165,7 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
     details: dict[str, str] = {}
     for name in frameworks:
         try:
-            backend = load_backend(name)
+            backend = load_backend(name, witnesses=True)
             detail = f"{name} {backend.version()} on {select_device(backend, device)}"
             backends[name], details[name] = backend, detail
             say(f"  {detail}")
@@ -175,6 +178,11 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
             unavailable[name] = (ERROR, f"{name}: import failed: {exc}")
             environment_errors.append(unavailable[name][1])
 
+    # forward-only witnesses (impls.base.WITNESSES) take part in the forward check alone
+    witnesses = [name for name, backend in backends.items() if is_forward_only(backend)]
+    skipped_checks = {name: [c for c in checks if c != "forward"] for name in witnesses}
+    skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
+    trainable = {name: backend for name, backend in backends.items() if name not in witnesses}
     runs: list[VariantRun] = []
     for variant_name in variants:
         variant = get_variant(variant_name)
@@ -198,41 +206,43 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
         gradients: list[GradientRun] = []
         steps: list[StepRun] = []
-        if "backward" in checks or "step" in checks:
+        for name, skipped in skipped_checks.items():
+            say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
+        if ("backward" in checks or "step" in checks) and trainable:
             labels, masks = gradient_inputs(variant, len(x), seed)
             ref_chain = reference_chain(variant, weights, x, labels, masks)
         for name in frameworks:
-            if name not in backends:
+            if name not in trainable:
                 continue
             if "backward" in checks:
-                gradients.append(check_gradients(backends[name], variant, weights, x, labels,
+                gradients.append(check_gradients(trainable[name], variant, weights, x, labels,
                                                  masks, ref_chain))
                 say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
                     f"{gradients[-1].seconds:5.1f}s")
             if "step" in checks:
-                steps.append(check_steps(backends[name], variant, weights, x, labels, masks,
+                steps.append(check_steps(trainable[name], variant, weights, x, labels, masks,
                                          ref_chain))
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
         fast_paths: list[FastPathRun] = []
-        if "fastpath" in checks and backends:
+        if "fastpath" in checks and trainable:
             labels, _ = gradient_inputs(variant, len(x), seed)
             ref_grads = reference_backward.backward(variant, weights, x, labels)[4]  # dropout off
-            for name in (n for n in frameworks if n in backends):
-                fast_paths.append(check_fast_paths(backends[name], variant, weights, x, labels,
+            for name in (n for n in frameworks if n in trainable):
+                fast_paths.append(check_fast_paths(trainable[name], variant, weights, x, labels,
                                                    ref[variant.layers[-1].name], ref_grads,
                                                    tolerances))
                 say(f"  {variant_name:<13} {name:<10} fastpath {fast_paths[-1].status:<4} "
                     f"{fast_paths[-1].seconds:5.1f}s")
         training: list[ParityRun] = []
-        if "train" in checks and backends:
+        if "train" in checks and trainable:
             batches = parity_batches(variant, seed=seed)
             start = time.perf_counter()
             float64_run = reference_run(variant, weights, batches)
             say(f"  {variant_name:<13} float64    train    {time.perf_counter() - start:5.1f}s"
                 "  (twice: the second from nudged weights sets the noise envelope)")
-            for name in (n for n in frameworks if n in backends):
-                training.append(check_training(backends[name], variant, weights, batches,
+            for name in (n for n in frameworks if n in trainable):
+                training.append(check_training(trainable[name], variant, weights, batches,
                                                float64_run))
                 say(f"  {variant_name:<13} {name:<10} train    {training[-1].status:<4} "
                     f"{training[-1].seconds:5.1f}s")
@@ -242,7 +252,7 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
                                results, pairs, ref_seconds, gradients, steps, training,
-                               fast_paths))
+                               fast_paths, skipped_checks))
     settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
                 "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,
@@ -252,4 +262,10 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
 
 
 def all_frameworks() -> list[str]:
-    return list(FRAMEWORKS)
+    """What ``--framework all`` runs: every framework, and each witness that is installed."""
+    return list(FRAMEWORKS) + [name for name in WITNESSES if is_installed(name)]
+
+
+def known_frameworks() -> list[str]:
+    """Every name ``--framework`` accepts: the frameworks and the forward-only witnesses."""
+    return list(FRAMEWORKS) + list(WITNESSES)

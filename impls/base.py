@@ -25,6 +25,14 @@ FRAMEWORKS: dict[str, tuple[str, str]] = {
     "tensorflow": ("impls.tensorflow.backend", "tensorflow"),
 }
 
+#: forward-only witnesses (the crosscheck's forward check only; not bench or train):
+#: name -> (backend module, the packages that must all be importable). A framework's model
+#: exported to ONNX by its own exporter and run in onnxruntime (``impls/onnx``).
+WITNESSES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "onnx-pytorch": ("impls.onnx.from_pytorch", ("onnxruntime", "onnx", "onnxscript", "torch")),
+    "onnx-tensorflow": ("impls.onnx.from_tensorflow", ("onnxruntime", "onnx", "tf2onnx", "tensorflow")),
+}
+
 
 class FrameworkUnavailable(RuntimeError):
     """The framework, or the requested device for it, is not available here."""
@@ -144,9 +152,20 @@ class BenchSession(Protocol):
         (None, why) on the CPU, where the process's peak RSS is the measure."""
 
 
+def _packages(name: str) -> tuple[str, ...]:
+    if name in WITNESSES:
+        return WITNESSES[name][1]
+    return (FRAMEWORKS[name][1],)
+
+
 def is_installed(framework: str) -> bool:
-    """Whether the framework's package can be imported (without importing it)."""
-    return importlib.util.find_spec(FRAMEWORKS[framework][1]) is not None
+    """Whether the framework's (or witness's) packages can be imported (without importing them)."""
+    return all(importlib.util.find_spec(package) is not None for package in _packages(framework))
+
+
+def is_forward_only(backend: Backend) -> bool:
+    """A witness: no gradients, optimizer steps, benchmark sessions or training."""
+    return getattr(backend, "forward_only", False)
 
 
 def select_device(backend: Backend, device: str) -> str:
@@ -160,14 +179,18 @@ def select_device(backend: Backend, device: str) -> str:
     return backend.use_device(device)
 
 
-def load_backend(framework: str) -> Backend:
-    """Import and return the backend for ``framework``; FrameworkUnavailable if absent."""
-    if framework not in FRAMEWORKS:
-        raise ValueError(f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}")
-    module_name, package = FRAMEWORKS[framework]
+def load_backend(framework: str, witnesses: bool = False) -> Backend:
+    """Import and return the backend for ``framework`` (or, with ``witnesses``, a name in
+    ``WITNESSES`` too); FrameworkUnavailable if absent."""
+    known = {**FRAMEWORKS, **WITNESSES} if witnesses else FRAMEWORKS
+    if framework not in known:
+        raise ValueError(f"unknown framework {framework!r}; choose from {', '.join(known)}")
+    module_name = known[framework][0]
     if not is_installed(framework):
-        raise FrameworkUnavailable(f"{framework}: package {package!r} is not installed "
-                                   f"(pip install 'alexnet-crosscheck[{framework}]')")
+        missing = [p for p in _packages(framework) if importlib.util.find_spec(p) is None]
+        extra = f"onnx,{framework.removeprefix('onnx-')}" if framework in WITNESSES else framework
+        raise FrameworkUnavailable(f"{framework}: package {', '.join(map(repr, missing))} is not "
+                                   f"installed (pip install 'alexnet-crosscheck[{extra}]')")
     torch = sys.modules.get("torch")
     torch_threads = torch.get_num_threads() if torch is not None else None
     backend = importlib.import_module(module_name).BACKEND

@@ -37,7 +37,7 @@ def backend_or_skip(name: str):
         if os.environ.get("ALEXNET_REQUIRE_ALL") == "1":
             pytest.fail(f"{name} is not installed but ALEXNET_REQUIRE_ALL=1")
         pytest.skip(f"{name} is not installed")
-    backend = load_backend(name)
+    backend = load_backend(name, witnesses=True)  # a framework, or an ONNX witness (test_onnx)
     backend.use_device("cpu")
     return backend
 
