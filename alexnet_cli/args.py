@@ -16,6 +16,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """A seed and the like: NumPy's generators refuse negative seeds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer 0 or more, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer 0 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (a learning rate, a tolerance): NaN, Inf, 0 and below refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
 def choice_list(choices: list[str], allow_all: bool = False) -> Callable[[str], list[str]]:
     """A comma-separated list of names from ``choices`` (or 'all')."""
     def parse(text: str) -> list[str]:
@@ -32,7 +54,7 @@ def choice_list(choices: list[str], allow_all: bool = False) -> Callable[[str], 
 
 
 def chw(text: str) -> tuple[int, int, int]:
-    """An input shape written CxHxW (e.g. 3x224x224), or HxW (channels kept)."""
+    """An input shape written CxHxW (e.g. 3x224x224)."""
     parts = text.lower().split("x")
     try:
         values = tuple(int(p) for p in parts)

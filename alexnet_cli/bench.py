@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from alexnet_cli.args import choice_list, positive_int
+from alexnet_cli.args import choice_list, non_negative_int, positive_int
 from benchmark.config import MODES, BenchConfig
 from common.variants import get_variant
 from impls.base import FRAMEWORKS, PRECISIONS, FastPaths
@@ -42,7 +42,7 @@ def add_parser(subparsers) -> None:
     fast.add_argument("--compile", action="store_true", help="PyTorch: torch.compile the model")
     fast.add_argument("--no-xla", action="store_true", help="TensorFlow: tf.function without jit_compile")
     fast.add_argument("--no-hybridize", action="store_true", help="MXNet: imperative Gluon")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--plain", action="store_true",
                    help="also time a plain hand-written torchvision AlexNet in each framework "
                         "(impls/*/plain.py; --variant torchvision only): the yardstick")
@@ -59,6 +59,8 @@ def _check_output(path: Path | None, force: bool) -> None:
     """Fail before the (long) run, not after it, on an output that cannot be written."""
     if path is None:
         return
+    if path.is_dir():
+        raise OSError(f"{path} is a directory; give a file name")
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     parent = path.parent if str(path.parent) else Path(".")

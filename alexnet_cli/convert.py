@@ -46,6 +46,8 @@ def _check_output(path: Path, source: Path, force: bool) -> None:
         raise WeightsError(f"--to {path} is a directory; give a file name")
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise WeightsError(f"--to {path}: {path.parent} is a file, not a folder; write into a folder")
     if not path.parent.is_dir():
         raise WeightsError(f"the folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK):

@@ -7,21 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from alexnet_cli.args import positive_int
+from alexnet_cli.args import non_negative_int, positive_float, positive_int
 from common.data import DATASETS
 from common.optim import OPTIMIZERS
 from common.variants import variant_names
 from impls.base import FRAMEWORKS
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
 
 
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,7 +38,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd",
                    help="sgd: momentum 0.9, weight decay 5e-4, lr 0.01 (the paper); adam: lr 1e-3")
     p.add_argument("--lr", type=positive_float, help="learning rate (default: the optimizer's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--augment", action="store_true",
                    help="the paper's augmentation: random crops of the image scaled by 256/224, "
                         "horizontal flips, PCA colour noise (std 0.1)")

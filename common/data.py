@@ -134,10 +134,18 @@ def load(dataset: str, split: str, directory: Path | None = None) -> tuple[np.nd
         return load_digits(split)
     if directory is None:
         raise DataError(f"{dataset} needs --data-dir (the folder with its files)")
+    if Path(directory).exists() and not Path(directory).is_dir():
+        raise DataError(f"data directory {directory} is not a directory; pass the folder that "
+                        f"holds the data set's files as --data-dir")
     if not Path(directory).is_dir():
         raise DataError(f"data directory {directory} does not exist")
     if dataset == "fashion-mnist":
-        return load_fashion_mnist(directory, split)
-    if dataset == "cifar10":
-        return load_cifar10(directory, split)
-    raise DataError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+        images, labels = load_fashion_mnist(directory, split)
+    elif dataset == "cifar10":
+        images, labels = load_cifar10(directory, split)
+    else:
+        raise DataError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    if not len(images):
+        raise DataError(f"{dataset} in {directory}: the {split} split holds no images; "
+                        f"replace its files with the data set's own")
+    return images, labels

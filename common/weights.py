@@ -68,8 +68,14 @@ def validate(variant: Variant, weights: Weights) -> None:
                 problems.append(f"key {key!r} holds NaN or Inf values")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        misfit = any("key" in p and ("shape" in p or p.startswith(("missing", "unexpected")))
+                     for p in problems)
+        fix = ("are they for another variant, input size or number of classes? Use the variant "
+               "they were made for" if misfit else
+               "these are not usable weights (a diverged run leaves NaN): use an earlier "
+               "checkpoint, or write the file again")
         raise WeightsError(f"weights do not fit variant {variant.name!r} "
-                           f"(input {'x'.join(map(str, variant.input_shape))}): {shown}")
+                           f"(input {'x'.join(map(str, variant.input_shape))}): {shown}; {fix}")
 
 
 def _umask() -> int:

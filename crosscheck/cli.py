@@ -12,7 +12,7 @@ from common.weights import load_weights
 from crosscheck.compare import Tolerances
 from crosscheck.report import prepare_report_dir, terminal, write_reports
 from crosscheck.run import CHECKS, DEFAULT_CHECKS, all_frameworks, known_frameworks, run_crosscheck
-from alexnet_cli.args import choice_list, positive_int
+from alexnet_cli.args import choice_list, non_negative_int, positive_float, positive_int
 
 
 def framework_list(text: str) -> list[str]:
@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
                         "'all' is all five; default %(default)s")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
                    help="auto = the GPU where a framework sees one, else the CPU (default)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights and inputs (default 0)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights and inputs (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=2,
                    help="seeded normal images per batch; the photograph is added (default 2)")
     p.add_argument("--weights", type=Path, metavar="FILE",
@@ -57,9 +57,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write crosscheck.json and crosscheck.md into DIR")
     p.add_argument("--force", action="store_true", help="overwrite existing report files")
-    p.add_argument("--rel-l2-tol", type=float, default=Tolerances.rel_l2,
+    p.add_argument("--rel-l2-tol", type=positive_float, default=Tolerances.rel_l2,
                    help="relative L2 tolerance against float64 (default %(default)g)")
-    p.add_argument("--norm-max-tol", type=float, default=Tolerances.norm_max,
+    p.add_argument("--norm-max-tol", type=positive_float, default=Tolerances.norm_max,
                    help="normalized max-error tolerance against float64 (default %(default)g)")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)

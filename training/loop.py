@@ -98,7 +98,13 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> list[Epoch
     model = backend.build(variant, weights if weights is not None else init_weights(variant, config.seed))
     optimizer = backend.make_optimizer(model, optimizer_spec(config.optimizer, config.lr))
     if optimizer_state is not None:
-        backend.load_optimizer_state(optimizer, optimizer_state)
+        try:
+            backend.load_optimizer_state(optimizer, optimizer_state)
+        except Exception as exc:  # each framework raises its own types for state that does not fit
+            raise run_dir.RunDirError(
+                f"cannot resume: the optimizer state in {config.out} does not fit a {config.optimizer} "
+                f"optimizer of {config.variant} ({type(exc).__name__}: {exc}); start the run again "
+                f"without --resume") from None
     say(f"{config.framework} {backend.version()} on {device}: {config.variant} "
         f"{'x'.join(map(str, variant.input_shape))}, {config.dataset} "
         f"({len(train_x)} train, {len(test_x)} test), {config.optimizer}"

@@ -56,6 +56,9 @@ def prepare(out: Path, *, force: bool, resume: bool) -> None:
     """Create ``out`` and make sure it can be written, before any training work.
 
     FileExistsError if it already holds a run and neither ``force`` nor ``resume``."""
+    if resume and not out.is_dir():  # nothing to continue: create nothing either
+        raise RunDirError(f"nothing to resume: {out} is not a directory; start the run "
+                          f"without --resume, or pass the --out of the run to continue")
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")

@@ -53,6 +53,9 @@ def read_params(path: Path) -> Weights:
     loaded = mx.nd.load(str(path))
     if not isinstance(loaded, dict):
         raise ValueError("its arrays have no names (saved from a list, not by save_parameters)")
+    for key, value in loaded.items():
+        if not np.issubdtype(value.dtype, np.floating):
+            raise ValueError(f"array {key!r} has dtype {np.dtype(value.dtype).name}, not a float type")
     return {key: value.asnumpy().astype(np.float32) for key, value in loaded.items()}
 
 

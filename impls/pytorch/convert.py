@@ -41,6 +41,10 @@ def read_state_dict(path: Path) -> Weights:
             state = state[wrapper]
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError("it holds no state_dict (a dict of tensors)")
+    not_float = [f"{key!r} has dtype {value.dtype}" for key, value in state.items()
+                 if not value.is_floating_point()]
+    if not_float:
+        raise ValueError(f"{'; '.join(not_float[:3])}: weights must be floating point")
     return {key: value.detach().float().numpy() for key, value in state.items()}
 
 
