@@ -49,3 +49,17 @@ def backend(request):
 
 def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
+
+
+# Hypothesis profiles for tests/test_fuzz.py: a few derandomized examples in the default
+# run, many more under `tox -e fuzz` (HYPOTHESIS_PROFILE=fuzz).
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # hypothesis is a dev extra
+    pass
+else:
+    settings.register_profile("default", max_examples=6, derandomize=True, deadline=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("fuzz", max_examples=300, deadline=None, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

@@ -57,14 +57,25 @@ def mxnet_pool_output(size: int, layer: MaxPool2d) -> int:
 
 
 class LocalResponseNorm(nn.HybridBlock):
-    """``F.LRN`` across channels; takes the alpha that MXNet divides by ``size``."""
+    """``F.LRN`` across channels; takes the alpha that MXNet divides by ``size``.
 
-    def __init__(self, size: int, alpha: float, beta: float, k: float, **kwargs) -> None:
+    MXNet rejects a window wider than the channels ("local size must be smaller than
+    nchannels"); the spec's window is zero outside the channels, so such an input gets
+    zero channels on both sides up to ``size`` and the result is cropped back: exact."""
+
+    def __init__(self, size: int, alpha: float, beta: float, k: float, channels: int,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self._args = dict(nsize=size, alpha=alpha, beta=beta, knorm=k)
+        self._channels = channels
+        self._pad = max(-(-(size - channels) // 2), 0)
 
     def hybrid_forward(self, F, x):
-        return F.LRN(x, **self._args)
+        if not self._pad:
+            return F.LRN(x, **self._args)
+        zeros = F.repeat(F.zeros_like(F.slice_axis(x, axis=1, begin=0, end=1)), self._pad, axis=1)
+        out = F.LRN(F.concat(zeros, x, zeros, dim=1), **self._args)
+        return F.slice_axis(out, axis=1, begin=self._pad, end=self._pad + self._channels)
 
 
 class AdaptiveAvgPool2D(nn.HybridBlock):
@@ -100,7 +111,7 @@ def make_layer(info: LayerInfo, prefix: str) -> nn.HybridBlock:
         return nn.Activation("relu", prefix=prefix)
     if isinstance(layer, LRN):
         return LocalResponseNorm(layer.size, lrn_alpha_divided_by_size(layer), layer.beta, layer.k,
-                                 prefix=prefix)
+                                 channels=info.in_shape[0], prefix=prefix)
     if isinstance(layer, MaxPool2d):
         args = (layer.kernel, layer.stride, layer.padding)
         kwargs = dict(ceil_mode=layer.ceil_mode, prefix=prefix)
