@@ -60,6 +60,7 @@ except ImportError:  # hypothesis is a dev extra
 else:
     settings.register_profile("default", max_examples=6, derandomize=True, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("fuzz", max_examples=300, deadline=None, print_blob=True,
+    # derandomize=False explicitly: a profile inherits the "default" registered just above
+    settings.register_profile("fuzz", max_examples=300, derandomize=False, deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
