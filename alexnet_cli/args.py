@@ -6,25 +6,22 @@ import argparse
 from typing import Callable
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _int_at_least(minimum: int, expected: str) -> Callable[[str], int]:
+    """An integer argument type refusing values below ``minimum`` with "expected <expected>"."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """A seed and the like: NumPy's generators refuse negative seeds."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer 0 or more, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer 0 or more, got {value}")
-    return value
+positive_int = _int_at_least(1, "a positive integer")
+#: a seed and the like: NumPy's generators refuse negative seeds
+non_negative_int = _int_at_least(0, "an integer 0 or more")
 
 
 def positive_float(text: str) -> float:
