@@ -30,13 +30,21 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def bench_device_label(description: str, precision: str) -> str:
+    """``select_device``'s description without the crosscheck's numerics settings (TF32 off,
+    deterministic cuDNN), which the benchmark replaces with ``precision``'s and its fast paths;
+    the GPU run of 2026-11-26 printed "TF32 off" for a --precision tf32 run."""
+    device = description.split(", ")[0]
+    return device if device == "cpu" else f"{device}, TF32 {'on' if precision == 'tf32' else 'off'}"
+
+
 def bench_framework(framework: str, config: BenchConfig, plain: bool = False) -> dict:
     """Time every mode of ``config`` in ``framework``; the result as a JSON-ready dict."""
     result: dict = {"framework": framework, "status": "ok", "modes": {}}
     try:
         backend = load_backend(framework)
         result["version"] = backend.version()
-        result["device"] = select_device(backend, config.device)
+        result["device"] = bench_device_label(select_device(backend, config.device), config.precision)
         on_gpu = not result["device"].startswith("cpu")
         variant = get_variant(config.variant)
         x = normal_batch(variant, config.batch_size, config.seed)

@@ -112,7 +112,7 @@ def step_line(run: StepRun) -> str:
             f"loss {_sci(run.loss_error)}, "
             + ("run-to-run identical" if not run.run_to_run else
                f"run-to-run gradients differ by up to {_sci(max(run.run_to_run.values()))} "
-               f"({len(run.run_to_run)} parameters)")
+               f"of their largest element ({len(run.run_to_run)} parameters)")
             + f" ({run.seconds:.1f}s)")
     if run.error:
         return head + f"; raised {run.error}"

@@ -76,7 +76,8 @@ class StepRun:
     gradients: dict[str, LayerError] = field(default_factory=dict)
     gradients_passed: bool = True
     loss_error: float = float("nan")
-    #: parameter -> largest difference between the two first-step gradients (same input)
+    #: parameter -> largest difference between the two first-step gradients (same input),
+    #: relative to the gradient's largest element
     run_to_run: dict[str, float] = field(default_factory=dict)
     error: Optional[str] = None  # what the framework raised
     seconds: float = 0.0
@@ -152,8 +153,9 @@ def check_steps(backend, variant: Variant, weights: Weights, x: np.ndarray, labe
         limit = Tolerances(rel_l2=tol.gradient_rel_l2, norm_max=float("inf"))
         run.gradients_passed = all(e.passes(limit) for e in run.gradients.values())
         for other in list(first.values())[1:]:
-            run.run_to_run.update({key: float(np.max(np.abs(g - other[key]))) for key, g in grads.items()
-                                   if not np.array_equal(g, other[key])})
+            run.run_to_run.update({
+                key: float(np.max(np.abs(g - other[key])) / max(np.max(np.abs(g)), np.finfo(np.float32).tiny))
+                for key, g in grads.items() if not np.array_equal(g, other[key])})
     if (run.error or run.first_failure or not run.gradients_passed
             or not run.loss_error <= tol.loss_rel):
         run.status = "FAIL"

@@ -46,8 +46,10 @@ class Backend(Protocol):
     def version(self) -> str:
         """The framework's version string."""
 
-    def use_device(self, device: str) -> str:
+    def use_device(self, device: str, exact: bool = True) -> str:
         """Select ``"cpu"`` or ``"gpu"`` (TF32 off on GPUs); return a description of it.
+        ``exact``: float32 kernels only, for the crosscheck (PyTorch: cuDNN off, whose
+        algorithms are not float32-exact); False for training and evaluation.
         Raises FrameworkUnavailable if the device is not there."""
 
     def build(self, variant: Variant, weights: Weights) -> Any:
@@ -168,15 +170,16 @@ def is_forward_only(backend: Backend) -> bool:
     return getattr(backend, "forward_only", False)
 
 
-def select_device(backend: Backend, device: str) -> str:
+def select_device(backend: Backend, device: str, exact: bool = True) -> str:
     """Put ``backend`` on ``device``: cpu, gpu, or auto (the GPU where the framework sees
-    one, else the CPU). Returns the description of the device."""
+    one, else the CPU). Returns the description of the device. ``exact``: see
+    ``Backend.use_device``."""
     if device == "auto":
         try:
-            return backend.use_device("gpu")
+            return backend.use_device("gpu", exact)
         except FrameworkUnavailable:
-            return backend.use_device("cpu")
-    return backend.use_device(device)
+            return backend.use_device("cpu", exact)
+    return backend.use_device(device, exact)
 
 
 def load_backend(framework: str, witnesses: bool = False) -> Backend:

@@ -2,7 +2,8 @@
 
 Tests are parametrized over the variant registry and the frameworks. A framework
 that is not installed is skipped, except under ALEXNET_REQUIRE_ALL=1 (set by tox),
-where that is a failure: CI must never pass by skipping a framework.
+where that is a failure: CI must never pass by skipping a framework. Frameworks run on
+the CPU unless ALEXNET_TEST_GPU names them (``device_for``).
 """
 
 from __future__ import annotations
@@ -38,8 +39,16 @@ def backend_or_skip(name: str):
             pytest.fail(f"{name} is not installed but ALEXNET_REQUIRE_ALL=1")
         pytest.skip(f"{name} is not installed")
     backend = load_backend(name, witnesses=True)  # a framework, or an ONNX witness (test_onnx)
-    backend.use_device("cpu")
+    backend.use_device(device_for(name))
     return backend
+
+
+def device_for(framework: str) -> str:
+    """The device tests run a framework on: the CPU, or the GPU for the frameworks listed
+    in ALEXNET_TEST_GPU (e.g. ``ALEXNET_TEST_GPU=pytorch pytest tests/test_fuzz.py`` on a
+    CUDA machine: the same checks, tolerances and float64 reference, on the GPU)."""
+    on_gpu = os.environ.get("ALEXNET_TEST_GPU", "").split(",")
+    return "gpu" if framework in on_gpu or "all" in on_gpu else "cpu"
 
 
 @pytest.fixture(params=FRAMEWORK_NAMES)
@@ -52,7 +61,8 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # Hypothesis profiles for tests/test_fuzz.py: a few derandomized examples in the default
-# run, many more under `tox -e fuzz` (HYPOTHESIS_PROFILE=fuzz).
+# run, many more under `tox -e fuzz` (HYPOTHESIS_PROFILE=fuzz); FUZZ_EXAMPLES=N sets how
+# many fresh networks per framework the fuzz profile draws (a long hunt: 5000).
 try:
     from hypothesis import HealthCheck, settings
 except ImportError:  # hypothesis is a dev extra
@@ -61,6 +71,6 @@ else:
     settings.register_profile("default", max_examples=6, derandomize=True, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow])
     # derandomize=False explicitly: a profile inherits the "default" registered just above
-    settings.register_profile("fuzz", max_examples=300, derandomize=False, deadline=None, print_blob=True,
+    settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), derandomize=False, deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

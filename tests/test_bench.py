@@ -224,3 +224,29 @@ def test_crosscheck_fastpath_check_reports_and_fails(planted, monkeypatch, tmp_p
         assert "torchvision/tensorflow fastpath" in capsys.readouterr().out
     else:
         assert code == 0 and fast[0]["status"] == "pass"
+
+
+def test_device_label_names_the_benchmarks_own_tf32_setting():
+    from benchmark.worker import bench_device_label
+    crosscheck = "cuda (NVIDIA H200), TF32 off, cuDNN deterministic"
+    assert bench_device_label(crosscheck, "tf32") == "cuda (NVIDIA H200), TF32 on"
+    assert bench_device_label(crosscheck, "bf16") == "cuda (NVIDIA H200), TF32 off"
+    assert bench_device_label("cpu", "fp32") == "cpu"
+
+
+def test_a_bench_session_leaves_the_crosscheck_exact_cudnn_settings_behind():
+    """Found on an H200: the fastpath check's session switched cuDNN to benchmark mode, and
+    the next variant's gradients ran other algorithms (non-deterministic; and cuDNN's are not
+    float32-exact: 1.6e-4 off float64). Every model the crosscheck builds restores its
+    exact settings (impls.pytorch.backend.cuda_numerics)."""
+    from impls.base import FastPaths
+    backend = backend_or_skip("pytorch")
+    import torch
+    variant = get_variant("cifar-small")
+    weights, x = init_weights(variant, 0), crosscheck_batch(variant, 2, 0)
+    cudnn = torch.backends.cudnn
+    backend.bench_session(variant, weights, x, np.array([0, 1]), FastPaths(), "fp32")
+    assert cudnn.enabled and cudnn.benchmark and not cudnn.deterministic
+    backend.build(variant, weights)
+    assert not cudnn.enabled and not cudnn.benchmark and cudnn.deterministic
+    assert not cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32

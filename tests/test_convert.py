@@ -81,18 +81,23 @@ def test_every_format_pair_converts_and_verifies(tmp_path, capsys, source, targe
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left
 
 
-def _torchvision_alexnet(num_classes: int):
-    """torchvision.models.alexnet, name for name (torchvision itself does not install beside
-    this torch): ``impls/pytorch/plain.py``."""
+def _torchvision_alexnet(source: str, num_classes: int):
+    """torchvision.models.alexnet: torchvision's own constructor where it is installed (it
+    does not install beside this package's torch; the GPU image has it), else
+    ``impls/pytorch/plain.py``, which is its class name for name."""
+    if source == "torchvision":
+        models = pytest.importorskip("torchvision.models")
+        return models.alexnet(weights=None, num_classes=num_classes).eval()
     from impls.pytorch.plain import PlainAlexNet
     return PlainAlexNet(num_classes).eval()
 
 
-def test_reads_a_torchvision_state_dict_and_computes_its_function(tmp_path, capsys):
+@pytest.mark.parametrize("source", ["plain", "torchvision"])
+def test_reads_a_torchvision_state_dict_and_computes_its_function(tmp_path, capsys, source):
     backend_or_skip("pytorch")
     import torch
     torch.manual_seed(0)
-    model = _torchvision_alexnet(num_classes=7)
+    model = _torchvision_alexnet(source, num_classes=7)
     path = tmp_path / "alexnet-owt.pth"
     torch.save(model.state_dict(), path)
     assert TORCHVISION.matches(set(model.state_dict()))
@@ -105,7 +110,7 @@ def test_reads_a_torchvision_state_dict_and_computes_its_function(tmp_path, caps
     # and back: a file torchvision's model loads, strictly, with the same values
     out = tmp_path / "back.pth"
     formats.write(FORMATS["torchvision"], out, variant, weights)
-    fresh = _torchvision_alexnet(num_classes=7)
+    fresh = _torchvision_alexnet(source, num_classes=7)
     fresh.load_state_dict(torch.load(out, weights_only=True), strict=True)
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
                                                  model.state_dict().values()))

@@ -15,7 +15,7 @@ from common.variants import get_variant
 from common.weights import init_weights
 from crosscheck.backward import gradient_inputs, reference_chain
 from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, check_steps
-from tests.conftest import backend_or_skip
+from tests.conftest import backend_or_skip, device_for
 from tests.test_frameworks import odd_variant
 
 #: small stand-ins with every layer kind of the registry; the full-size variants run
@@ -79,7 +79,11 @@ def test_optimizer_steps_match_reference(backend, variant_name):
     assert run.status == "pass", (run.first_failure, run.loss_error, run.gradients_passed)
     assert {r.step for r in run.rows} == {1, STEPS} and {r.optimizer for r in run.rows} == set(OPTIMIZERS)
     assert max(r.eps_units for r in run.rows) < DEFAULT_STEP_TOLERANCES.weights
-    assert run.run_to_run == {}, "the first-step gradients of the two settings must be identical"
+    if device_for(backend.name) == "cpu":
+        assert run.run_to_run == {}, "the first-step gradients of the two settings must be identical"
+    else:  # CUDA's pooling backward (adaptive average, overlapping max) adds with atomics, in an
+        # order that changes from run to run (seen on an H200: torchvision-small, 3.4e-7 absolute)
+        assert max(run.run_to_run.values(), default=0.0) < 1e-5, run.run_to_run
 
 
 def assert_caught_at(run, optimizer: str, step: int):

@@ -56,7 +56,7 @@ def evaluate(framework: str, variant_name: str, weights_path: Path, dataset: str
     weights = load_weights(weights_path, variant)
     transforms = pipeline.Transforms.fit(variant.input_shape, train_x)
     backend = load_backend(framework)
-    select_device(backend, device)
+    select_device(backend, device, exact=False)
     model = backend.build(variant, weights)
     start = time.perf_counter()
     probs = []

@@ -82,7 +82,7 @@ def train(config: TrainConfig, say: Callable[[str], None] = print) -> list[Epoch
                           in_channels=train_x.shape[1])
     transforms = pipeline.Transforms.fit(variant.input_shape, train_x, config.augment)
     backend = load_backend(config.framework)
-    device = select_device(backend, config.device)
+    device = select_device(backend, config.device, exact=False)
     info = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
             "input_shape": list(variant.input_shape),
             "normalization": asdict(transforms.normalization)}

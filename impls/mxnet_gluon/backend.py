@@ -30,7 +30,7 @@ class MXNetBackend:
     def version(self) -> str:
         return mx.__version__
 
-    def use_device(self, device: str) -> str:
+    def use_device(self, device: str, exact: bool = True) -> str:
         if device == "gpu":
             if mx.context.num_gpus() == 0:
                 raise FrameworkUnavailable("mxnet: no GPU is visible to MXNet (a CUDA build, "

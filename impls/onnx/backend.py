@@ -31,7 +31,7 @@ class OnnxBackend:
     def version(self) -> str:
         return f"onnxruntime {ort.__version__} (onnx {onnx.__version__}, from {self._source()})"
 
-    def use_device(self, device: str) -> str:
+    def use_device(self, device: str, exact: bool = True) -> str:
         # Only the CPU execution provider is installed. A witness checks what the exported
         # graph computes, not the device, so under --device gpu it still runs, on the CPU.
         if device == "gpu":

@@ -19,28 +19,44 @@ from impls.pytorch.model import AlexNet
 from impls.pytorch.training import make_optimizer, predict, train_step
 
 
+def cuda_numerics(exact: bool) -> None:
+    """The CUDA settings of a crosscheck (``exact``) or of training. Both: TF32 off (it makes
+    float32 convolutions and matmuls ~1e-3 accurate on Ampere+) and deterministic cuDNN, so a
+    run repeats bit for bit. The crosscheck also turns cuDNN off: its algorithms are not
+    float32-exact (on an H200, the grouped conv2 of ``paper`` got a weight gradient 1.6e-4
+    from float64, against ~1e-6 for PyTorch's own CUDA kernels), and which one it picks
+    depends on the shapes. The benchmark session (impls/pytorch/bench.py) sets its own."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.enabled = not exact
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 class PyTorchBackend:
     name = "pytorch"
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
+        self.exact = True
 
     def version(self) -> str:
         return torch.__version__
 
-    def use_device(self, device: str) -> str:
+    def use_device(self, device: str, exact: bool = True) -> str:
+        self.exact = exact
         if device == "gpu":
             if not torch.cuda.is_available():
                 raise FrameworkUnavailable("pytorch: no CUDA GPU is visible to torch")
-            # TF32 would make float32 convolutions and matmuls ~1e-3 accurate on Ampere+.
-            torch.backends.cudnn.allow_tf32 = False
-            torch.backends.cuda.matmul.allow_tf32 = False
             self.device = torch.device("cuda")
-            return f"cuda ({torch.cuda.get_device_name()}), TF32 off"
+            cuda_numerics(exact)
+            kernels = "PyTorch's CUDA kernels (cuDNN off)" if exact else "cuDNN deterministic"
+            return f"cuda ({torch.cuda.get_device_name()}), TF32 off, {kernels}"
         self.device = torch.device("cpu")
         return "cpu"
 
     def build(self, variant: Variant, weights: Weights) -> AlexNet:
+        cuda_numerics(self.exact)  # a benchmark session built before may have set its own
         with torch.device("meta"):  # no random initialization: every value is loaded next
             model = AlexNet(variant)
         model = model.to_empty(device=self.device).eval()

@@ -30,10 +30,13 @@ class PyTorchBench:
         self.device, self.precision = device, precision
         if precision == "tf32" and device.type != "cuda":
             raise FrameworkUnavailable("pytorch: tf32 is a GPU tensor-core mode; use fp32 on the CPU")
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.benchmark = fast.cudnn_benchmark
         fmt = torch.channels_last if fast.channels_last else torch.contiguous_format
         self.model = build(variant).to(memory_format=fmt).eval()
+        # after build, which sets the crosscheck's exact settings (backend.cuda_numerics)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.enabled = True
+        torch.backends.cudnn.benchmark = fast.cudnn_benchmark
+        torch.backends.cudnn.deterministic = not fast.cudnn_benchmark
         # the logits network shares every parameter with the model (a final Softmax dropped)
         n_logits = len(variant.up_to_logits().layers)
         self.logits_net = self.model if n_logits == len(variant.layers) else torch.nn.Sequential(

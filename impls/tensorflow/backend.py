@@ -37,7 +37,7 @@ class TensorFlowBackend:
     def version(self) -> str:
         return f"{tf.__version__} (keras {keras.__version__})"
 
-    def use_device(self, device: str) -> str:
+    def use_device(self, device: str, exact: bool = True) -> str:
         if device == "gpu":
             gpus = tf.config.list_physical_devices("GPU")
             if not gpus:
