@@ -112,9 +112,12 @@ def reference_chain(variant: Variant, weights: Weights, x: np.ndarray, labels: n
 
 
 def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarray,
-              scales: dict[str, np.ndarray], isolate_on: Optional[Chain] = None) -> Chain:
+              scales: dict[str, np.ndarray], isolate_on: Optional[Chain] = None,
+              loss_grad: Optional[np.ndarray] = None) -> Chain:
     """Forward then backward through the framework, layer by layer. With ``isolate_on``
     (the reference's chain) every layer gets the reference's input and output gradient.
+    ``loss_grad``: start the backward pass from this dL/dlogits instead of the framework's
+    own (end to end with the reference's, the loss gradient's float32 error is taken out).
     A layer that raises is recorded in ``errors``; end to end the chain stops there."""
     f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
     infos = infer(variant)
@@ -137,6 +140,8 @@ def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarra
     infos = infos[:[i.name for i in infos].index(variant.logits_layer) + 1]
     logits = (chain.outputs if isolate_on is None else isolate_on.outputs)[infos[-1].name]
     chain.loss, g = backend.loss_and_grad(f32(logits), labels)
+    if loss_grad is not None:
+        g = f32(loss_grad)
     for info in reversed(infos):
         if isolate_on is not None:
             g = isolate_on.output_grads[info.name]

@@ -21,8 +21,8 @@ from common.shapes import infer
 from common.spec import (LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU,
                          Softmax, Variant)
 from common.weights import init_weights
-from crosscheck.backward import (check_gradients, float32_scales, gradient_inputs,
-                                 reference_chain, run_chain)
+from crosscheck.backward import (DEFAULT_GRADIENT_TOLERANCES, check_gradients, compare_chains,
+                                 float32_scales, gradient_inputs, reference_chain, run_chain)
 from crosscheck.compare import DEFAULT_TOLERANCES, Tolerances, layer_error
 from tests.conftest import FRAMEWORK_NAMES, backend_or_skip
 from tests.strategies import variants
@@ -108,6 +108,26 @@ def unexplained_failures(backend, variant, weights, x, labels, masks, ref, run) 
     names = list(infos)
     train = magnitudes(variant, weights, x, ref.outputs, scales)
     near_ties = pool_near_ties(variant, x, ref.outputs)
+
+    def row_passes_from_reference_loss_grad(row) -> bool:
+        """A saturated softmax's dL/dlogits = (p - onehot) / N cancels: float32 gets it to
+        ~1e-7 of p + onehot, which can be 40% of the result, and every end-to-end gradient
+        below carries that relative error. So: the framework's own dL/dlogits within float32
+        of the sums behind it, and the row passing end to end from the reference's."""
+        logits = variant.logits_layer
+        own, expected = chains[False].output_grads.get(logits), ref.output_grads[logits]
+        z = ref.outputs[logits]
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        onehot = np.eye(z.shape[1])[labels]
+        if own is None or not within_float32(own, expected, (p + onehot) / len(z)):
+            return False
+        if "seeded" not in chains:
+            chains["seeded"] = compare_chains(variant, run_chain(
+                backend, model, variant, x, labels, scales, loss_grad=expected), ref, x,
+                DEFAULT_GRADIENT_TOLERANCES, isolated=False)
+        return next(r.passed for r in chains["seeded"] if (r.layer, r.what) == (row.layer, row.what))
+
     unexplained = []
     for row in failed:
         isolated = row in run.isolated
@@ -130,9 +150,11 @@ def unexplained_failures(backend, variant, weights, x, labels, masks, ref, run) 
                         ref.param_grads[f"{row.layer}.{what[4:]}"])
             if value is not None and within_float32(np.asarray(value), expected, scale):
                 continue
-        elif not isolated and what != "out" and near_ties and not any(
-                not r.passed for r in run.isolated):
-            continue  # a max-pool winner that float32 and float64 pick differently
+        elif not isolated and what != "out" and not any(not r.passed for r in run.isolated):
+            if near_ties:
+                continue  # a max-pool winner that float32 and float64 pick differently
+            if row_passes_from_reference_loss_grad(row):
+                continue  # the loss gradient's own float32 error, carried down
         unexplained.append((row.layer, row.what, row.error))
     return unexplained
 
@@ -343,6 +365,46 @@ def test_the_excuses_do_not_hide_a_planted_bug(monkeypatch, bug):
             plant(*vjp_layer(model, name, *a)) if name == layer else vjp_layer(model, name, *a)))
     with pytest.raises(AssertionError, match=layer if where == "forward" else "backward"):
         check_variant(backend, tied_nonzero_maxima(), seed=2)
+
+
+def saturated_softmax():
+    """Found by the fuzzer (TensorFlow, tox -e fuzz; then all three frameworks alike): every
+    end-to-end gradient 44% off float64 while each layer matched, PyTorch, MXNet and
+    TensorFlow within 1e-6 of each other. One image's 1-wide fc1 is 354, so its softmax is
+    saturated and dL/dlogits = (p - onehot) / N ~ 1e-8 cancels: float32 gets it right to
+    ~1e-7 of p + onehot, 44% of itself, and every gradient below carries that. Started
+    from the reference's dL/dlogits, the framework's chain passes end to end."""
+    layers = (Conv2d("conv1", 4, 1, padding="valid"), ReLU("relu1"), MaxPool2d("pool1", 2, 1),
+              AdaptiveAvgPool2d("avgpool", (1, 5)), Flatten("flatten"), Dense("fc0", 14),
+              ReLU("fc_relu0"), Dropout("drop0", 0.5), Dense("fc1", 1), ReLU("fc_relu1"),
+              Dense("logits", 2))
+    return Variant("saturated-softmax", layers, (1, 7, 7), 2, "fuzz regression")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
+def test_a_saturated_softmax_gradient_is_float32_noise(framework):
+    check_variant(backend_or_skip(framework), saturated_softmax(), seed=202)
+
+
+def test_the_saturated_softmax_is_excused_only_for_its_loss_gradient(monkeypatch):
+    """The regression above passes for the right reason: the end-to-end gradients really
+    are 44% off, and a planted 1% error in fc0's weight gradient on the same network still
+    fails (the chain started from the reference's dL/dlogits does not hide it)."""
+    backend = backend_or_skip("pytorch")
+    variant = saturated_softmax()
+    weights, x = init_weights(variant, 202), normal_batch(variant, BATCH, 202)
+    labels, masks = gradient_inputs(variant, BATCH, 202)
+    ref_chain = reference_chain(variant, weights, x, labels, masks)
+    run = check_gradients(backend, variant, weights, x, labels, masks, ref_chain)
+    assert run.blamed is None and run.first_divergence.error.rel_l2 > 0.3
+    vjp_layer = backend.vjp_layer
+
+    def planted(model, name, *args):
+        g, grads = vjp_layer(model, name, *args)
+        return (g * 1.01, grads) if name == "fc0" else (g, grads)
+    monkeypatch.setattr(backend, "vjp_layer", planted)
+    with pytest.raises(AssertionError, match="backward"):
+        check_variant(backend, variant, seed=202)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
