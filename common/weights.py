@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -90,13 +89,16 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> N
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the name is chosen before the file exists (not mkstemp's create-then-return): a
+    # Ctrl-C that lands as the file is created still finds it to remove
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from the group
+        os.chmod(tmp, 0o666 & ~_umask())  # 0600 while it was written; the umask's mode now
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

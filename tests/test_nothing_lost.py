@@ -83,6 +83,23 @@ def test_a_writer_that_fails_halfway_leaves_the_old_file_and_no_temporary(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
+def test_a_ctrl_c_as_the_temporary_is_created_leaves_no_temporary(tmp_path, monkeypatch):
+    """Found by CI (the SIGINT case above, 1 run in 3): a KeyboardInterrupt that landed
+    after mkstemp had created the temporary but before it returned the name left the file
+    behind. The name is now chosen first, inside the cleanup's reach."""
+    target = tmp_path / "weights.safetensors"
+    real_open = os.open
+
+    def open_then_interrupt(*args, **kwargs):
+        os.close(real_open(*args, **kwargs))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "open", open_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, b"new", overwrite=True)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("trial", range(2))
 def test_training_killed_at_a_random_point_resumes_to_the_uninterrupted_result(tmp_path, trial):
     """SIGKILL at a random moment after the first epoch was committed (inside an epoch, or
