@@ -71,6 +71,7 @@ else:
     settings.register_profile("default", max_examples=6, derandomize=True, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow])
     # derandomize=False explicitly: a profile inherits the "default" registered just above
-    settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), derandomize=False, deadline=None, print_blob=True,
+    settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)),
+                              derandomize=False, deadline=None, print_blob=True,
                               suppress_health_check=[HealthCheck.too_slow])
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
