@@ -5,8 +5,10 @@ labels, averaged over the batch. Dropout is kept in the comparison by giving
 every framework the same masks: ``dropout_scale`` turns a keep-mask into the
 factor ``mask / (1 - p)`` that multiplies the layer's input, in train mode.
 
-Each layer kind has one function ``(x, y, grad_y, info, weights, scale) ->
+Each layer kind has one function ``(x, y, grad_y, layer, weights, scale) ->
 (grad_x, {param key: grad})``, where ``x`` is the layer's input and ``y`` its output.
+Like the forward reference, it takes every size from the spec's numbers and the data
+(``common.reference``'s own padding and pooling arithmetic), never from ``common.shapes``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ from typing import Callable, Optional
 import numpy as np
 
 from common import reference
-from common.reference import pool_windows, windows
-from common.shapes import LayerInfo, infer
+from common.reference import Weights, adaptive_bins, conv_pads, pool_pads, pool_windows, windows
 from common.spec import (
     LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Softmax, Variant,
 )
-from common.weights import Weights
 
 ParamGrads = dict[str, np.ndarray]
 Masks = dict[str, np.ndarray]
@@ -42,13 +42,14 @@ def dropout_scale(keep: np.ndarray, p: float) -> np.ndarray:
 def dropout_masks(variant: Variant, batch: int, seed: int) -> Masks:
     """Seeded keep-masks (booleans) for every Dropout layer, shaped like its input."""
     rng = np.random.default_rng(seed)
-    return {i.name: rng.random((batch,) + i.in_shape) >= i.layer.p
-            for i in infer(variant) if isinstance(i.layer, Dropout)}
+    shapes = reference.input_shapes(variant)
+    return {layer.name: rng.random((batch,) + shapes[layer.name]) >= layer.p
+            for layer in variant.layers if isinstance(layer, Dropout)}
 
 
-def conv2d(x, y, g, info: LayerInfo, w: Weights, scale=None):
-    layer: Conv2d = info.layer  # type: ignore[assignment]
-    top, bottom, left, right = info.padding
+def conv2d(x, y, g, layer: Conv2d, w: Weights, scale=None):
+    padding = conv_pads(layer, x.shape[2], x.shape[3])
+    top, bottom, left, right = padding
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     weight = w[f"{layer.name}.weight"].astype(np.float64)
     cin, cout, k, s = xp.shape[1] // layer.groups, layer.out_channels // layer.groups, layer.kernel, layer.stride
@@ -62,17 +63,16 @@ def conv2d(x, y, g, info: LayerInfo, w: Weights, scale=None):
             for b in range(k):
                 grad_xp[:, gi, a:a + s * oh:s, b:b + s * ow:s] += np.einsum(
                     "noij,oc->ncij", g[:, go], weight[go, :, a, b], optimize=True)
-    return _unpad(grad_xp, info.padding), {f"{layer.name}.weight": grad_w, f"{layer.name}.bias": g.sum(axis=(0, 2, 3))}
+    return _unpad(grad_xp, padding), {f"{layer.name}.weight": grad_w, f"{layer.name}.bias": g.sum(axis=(0, 2, 3))}
 
 
-def relu(x, y, g, info, w, scale=None):
+def relu(x, y, g, layer, w, scale=None):
     return g * (x > 0), {}
 
 
-def lrn(x, y, g, info: LayerInfo, w, scale=None):
+def lrn(x, y, g, layer: LRN, w, scale=None):
     """d = k + alpha * S, S_c = sum of a^2 over c's window; y = a * d^-beta. The window
     is symmetric, so j is in c's window exactly when c is in j's."""
-    layer: LRN = info.layer  # type: ignore[assignment]
     r = layer.size // 2
 
     def window_sum(v):
@@ -84,10 +84,9 @@ def lrn(x, y, g, info: LayerInfo, w, scale=None):
     return g * d ** -layer.beta - 2 * layer.alpha * layer.beta * x * inner, {}
 
 
-def max_pool2d(x, y, g, info: LayerInfo, w, scale=None):
+def max_pool2d(x, y, g, layer: MaxPool2d, w, scale=None):
     """Each window's gradient goes to its (first) largest element."""
-    layer: MaxPool2d = info.layer  # type: ignore[assignment]
-    xp, win = pool_windows(x, info)
+    xp, win = pool_windows(x, layer)
     n, c, oh, ow = g.shape
     k, s = layer.kernel, layer.stride
     arg = win.reshape(n, c, oh, ow, k * k).argmax(axis=-1)
@@ -96,7 +95,7 @@ def max_pool2d(x, y, g, info: LayerInfo, w, scale=None):
     grad_xp = np.zeros_like(xp)
     ni, ci = np.indices((n, c, oh, ow))[:2]
     np.add.at(grad_xp, (ni, ci, rows, cols), g)
-    return _unpad(grad_xp, info.padding), {}
+    return _unpad(grad_xp, pool_pads(layer, x.shape[2], x.shape[3])), {}
 
 
 #: Two values closer than this (relative to the largest |value| of the tensor) may come
@@ -104,14 +103,13 @@ def max_pool2d(x, y, g, info: LayerInfo, w, scale=None):
 FLOAT32_TIE = 1e-5
 
 
-def max_pool_ties(x: np.ndarray, info: LayerInfo) -> np.ndarray:
+def max_pool_ties(x: np.ndarray, layer: MaxPool2d) -> np.ndarray:
     """Where a max pool's input gradient is ambiguous: elements sharing their window's
     maximum with another element, to float32 accuracy (after a ReLU, windows of zeros;
     elsewhere, values closer than the float32 forward error). Each framework routes
     such a gradient its own way, and all are right; comparisons skip them."""
-    layer: MaxPool2d = info.layer  # type: ignore[assignment]
-    xp, win = pool_windows(x, info)
-    n, c, oh, ow = (x.shape[0],) + info.out_shape
+    xp, win = pool_windows(x, layer)
+    n, c, oh, ow = win.shape[:4]
     k, s = layer.kernel, layer.stride
     win = win.reshape(n, c, oh, ow, k * k)
     top_value = win.max(axis=-1, keepdims=True)
@@ -120,35 +118,32 @@ def max_pool_ties(x: np.ndarray, info: LayerInfo) -> np.ndarray:
     arg = np.nonzero(tied)
     mask = np.zeros(xp.shape, dtype=bool)
     mask[arg[0], arg[1], arg[2] * s + arg[4] // k, arg[3] * s + arg[4] % k] = True
-    return _unpad(mask, info.padding)
+    return _unpad(mask, pool_pads(layer, x.shape[2], x.shape[3]))
 
 
-def adaptive_avg_pool2d(x, y, g, info: LayerInfo, w, scale=None):
-    (_, h, wd), (oh, ow) = info.in_shape, info.layer.output_size  # type: ignore[union-attr]
+def adaptive_avg_pool2d(x, y, g, layer: AdaptiveAvgPool2d, w, scale=None):
     grad_x = np.zeros_like(x)
-    for i in range(oh):
-        r0, r1 = (i * h) // oh, -(-((i + 1) * h) // oh)
-        for j in range(ow):
-            c0, c1 = (j * wd) // ow, -(-((j + 1) * wd) // ow)
+    for i, (r0, r1) in enumerate(adaptive_bins(x.shape[2], layer.output_size[0])):
+        for j, (c0, c1) in enumerate(adaptive_bins(x.shape[3], layer.output_size[1])):
             grad_x[:, :, r0:r1, c0:c1] += g[:, :, i, j][:, :, None, None] / ((r1 - r0) * (c1 - c0))
     return grad_x, {}
 
 
-def flatten(x, y, g, info, w, scale=None):
+def flatten(x, y, g, layer, w, scale=None):
     return g.reshape(x.shape), {}
 
 
-def dense(x, y, g, info: LayerInfo, w: Weights, scale=None):
-    name = info.layer.name
+def dense(x, y, g, layer: Dense, w: Weights, scale=None):
+    name = layer.name
     weight = w[f"{name}.weight"].astype(np.float64)
     return g @ weight, {f"{name}.weight": g.T @ x, f"{name}.bias": g.sum(axis=0)}
 
 
-def dropout(x, y, g, info, w, scale: Optional[np.ndarray] = None):
+def dropout(x, y, g, layer, w, scale: Optional[np.ndarray] = None):
     return (g if scale is None else g * scale), {}
 
 
-def softmax(x, y, g, info, w, scale=None):
+def softmax(x, y, g, layer, w, scale=None):
     return y * (g - (g * y).sum(axis=1, keepdims=True)), {}
 
 
@@ -174,12 +169,12 @@ def forward_train(variant: Variant, weights: Weights, x: np.ndarray,
     """Every layer's float64 output with dropout applied by ``masks`` (eval mode if None)."""
     outputs: dict[str, np.ndarray] = {}
     h = np.asarray(x, dtype=np.float64)
-    for info in infer(variant):
-        if isinstance(info.layer, Dropout) and masks is not None:
-            h = h * dropout_scale(masks[info.name], info.layer.p)
+    for layer in variant.layers:
+        if isinstance(layer, Dropout) and masks is not None:
+            h = h * dropout_scale(masks[layer.name], layer.p)
         else:
-            h = reference.FORWARD[type(info.layer)](h, info, weights)
-        outputs[info.name] = h
+            h = reference.FORWARD[type(layer)](h, layer, weights)
+        outputs[layer.name] = h
     return outputs
 
 
@@ -188,18 +183,17 @@ def backward(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarr
     """Loss, every layer's output, dL/d(every layer's output), dL/d(input) and
     dL/d(every parameter), all float64. The loss is taken at ``variant.logits_layer``;
     a final Softmax after it has no gradient."""
-    infos = infer(variant)
     outputs = forward_train(variant, weights, x, masks)
     loss, g = cross_entropy(outputs[variant.logits_layer], labels)
-    infos = infos[:[i.name for i in infos].index(variant.logits_layer) + 1]
+    layers = variant.up_to_logits().layers
     output_grads: dict[str, np.ndarray] = {}
     param_grads: ParamGrads = {}
-    inputs = [np.asarray(x, dtype=np.float64)] + [outputs[i.name] for i in infos[:-1]]
-    for info, layer_in in zip(reversed(infos), reversed(inputs)):
-        output_grads[info.name] = g
+    inputs = [np.asarray(x, dtype=np.float64)] + [outputs[layer.name] for layer in layers[:-1]]
+    for layer, layer_in in zip(reversed(layers), reversed(inputs)):
+        output_grads[layer.name] = g
         scale = None
-        if isinstance(info.layer, Dropout) and masks is not None:
-            scale = dropout_scale(masks[info.name], info.layer.p)
-        g, grads = BACKWARD[type(info.layer)](layer_in, outputs[info.name], g, info, weights, scale)
+        if isinstance(layer, Dropout) and masks is not None:
+            scale = dropout_scale(masks[layer.name], layer.p)
+        g, grads = BACKWARD[type(layer)](layer_in, outputs[layer.name], g, layer, weights, scale)
         param_grads.update(grads)
     return loss, outputs, dict(reversed(list(output_grads.items()))), g, param_grads

@@ -163,7 +163,7 @@ def _untied(grad: np.ndarray, ref_grad: np.ndarray, pool_input: np.ndarray, info
     """Both gradients with the ambiguous max-pool tie positions zeroed."""
     if grad.shape != ref_grad.shape:
         return grad, ref_grad  # layer_error reports the shape mismatch
-    ties = max_pool_ties(pool_input, info)
+    ties = max_pool_ties(pool_input, info.layer)
     return np.where(ties, 0.0, grad), np.where(ties, 0.0, ref_grad)
 
 

@@ -46,18 +46,18 @@ def hypotheses(variant: Variant, info: LayerInfo,
                               "PyTorch/MXNet LRN unconverted)", 1 / layer.size),
                              ("alpha multiplied by the window size twice", layer.size)):
             changed = dataclasses.replace(info, layer=dataclasses.replace(layer, alpha=layer.alpha * factor))
-            yield f"LRN convention: {what}", lambda x, changed=changed: forward(x, changed, weights)
+            yield f"LRN convention: {what}", lambda x, changed=changed: forward(x, changed.layer, weights)
     if isinstance(layer, Conv2d):
         key = f"{layer.name}.weight"
         swapped = {**weights, key: np.swapaxes(weights[key], 2, 3)}
         yield ("kernel layout: height and width swapped (HWIO read as WHIO)",
-               lambda x: forward(x, info, swapped))
+               lambda x: forward(x, layer, swapped))
     if isinstance(layer, Dense) and (chw := flattened_map(variant, info.name)) is not None:
         key = f"{layer.name}.weight"
         unpermuted = np.empty_like(weights[key])
         unpermuted[:, hwc_to_chw_index(*chw)] = weights[key]  # what an H*W*C port computes
         yield ("flatten order: input rows not permuted between C*H*W and H*W*C",
-               lambda x: forward(x, info, {**weights, key: unpermuted}))
+               lambda x: forward(x, layer, {**weights, key: unpermuted}))
     if isinstance(layer, Dropout):
         yield "dropout placement: no mask applied at this layer (eval mode, or dropout elsewhere)", lambda x: x
 

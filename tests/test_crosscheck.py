@@ -282,3 +282,23 @@ def test_run_to_run_differences_are_reported(monkeypatch):
     assert set(result.run_to_run) == {"fc4"} and result.run_to_run["fc4"] == pytest.approx(1e-3, rel=0.05)
     from crosscheck.report import framework_line
     assert "two runs DIFFER from fc4 on" in framework_line(result)
+
+
+# --- the oracle is independent -------------------------------------------------
+
+@pytest.mark.parametrize("framework,caught", [("pytorch", True), ("mxnet", True), ("tensorflow", False)])
+def test_wrong_shared_same_rule_blames_the_frameworks_that_use_it(monkeypatch, framework, caught):
+    """A SAME rule in common.shapes that puts the odd pixel first: PyTorch and MXNet take
+    their explicit padding from it and are wrong; Keras pads by itself and is right. The
+    reference derives SAME on its own, so it blames the two that are wrong, and only them."""
+    backend = backend_or_skip(framework)
+    import common.shapes as shapes
+    right = shapes.same_padding
+    monkeypatch.setattr(shapes, "same_padding", lambda *a: tuple(reversed(right(*a))))
+    variant = get_variant("tf-benchmark", num_classes=5, input_size=(68, 68))  # conv1 pads (3, 4)
+    weights = init_weights(variant)
+    x = normal_batch(variant, 2, seed=0)
+    results = layer_results(variant, backend.layer_outputs(backend.build(variant, weights), x),
+                            reference.forward(variant, weights, x), DEFAULT_TOLERANCES)
+    failed = next((r.name for r in results if not r.passed), None)
+    assert failed == ("conv1" if caught else None)

@@ -57,7 +57,7 @@ def magnitudes(variant: Variant, weights, x: np.ndarray, outputs: dict[str, np.n
     for info in infer(variant):
         layer = info.layer
         if isinstance(layer, (Conv2d, Dense, MaxPool2d, AdaptiveAvgPool2d, Flatten)):
-            m = reference.FORWARD[type(layer)](m, info, absolute)
+            m = reference.FORWARD[type(layer)](m, layer, absolute)
         elif isinstance(layer, LRN):
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.abs(outputs[info.name] / layer_in)
@@ -90,7 +90,7 @@ def gradient_magnitudes(info, x: np.ndarray, grad_out: np.ndarray, weights) -> d
     "dL/dbias" as the sums behind them."""
     absolute = {k: np.abs(v.astype(np.float64)) for k, v in weights.items()}
     grad_in, grads = reference_backward.BACKWARD[type(info.layer)](
-        np.abs(x), None, np.abs(grad_out), info, absolute)
+        np.abs(x), None, np.abs(grad_out), info.layer, absolute)
     return {"dL/din": grad_in, **{"dL/d" + k.split(".")[1]: v for k, v in grads.items()}}
 
 
@@ -177,7 +177,7 @@ def pool_near_ties(variant: Variant, x: np.ndarray, outputs: dict[str, np.ndarra
     for i, info in enumerate(infos):
         if isinstance(info.layer, MaxPool2d) and info.layer.kernel > 1:
             layer_in = x.astype(np.float64) if i == 0 else outputs[infos[i - 1].name]
-            win = reference.pool_windows(layer_in, info)[1]
+            win = reference.pool_windows(layer_in, info.layer)[1]
             top = np.sort(win.reshape(win.shape[:4] + (-1,)), axis=-1)[..., -2:]
             gap = top[..., 1] - top[..., 0]
             if np.any((gap > 0) & (gap < 1e-4 * np.max(np.abs(layer_in)))):
