@@ -12,6 +12,7 @@ from common.shape_table import fmt_shape
 from common.table import render
 from common.weights import atomic_write_bytes
 from crosscheck.backward import GradientRun
+from crosscheck.dropout import RATE_RESOLUTION, SCALE_TOLERANCE, Z, DropoutRun
 from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
 from crosscheck.parity import DEFAULT_PARITY_TOLERANCES, PARITY_BATCH, ParityRun
 from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, StepRun
@@ -90,6 +91,21 @@ def gradient_line(run: GradientRun) -> str:
     elif first is not None:
         head += f"; end to end first off at {first.layer} ({first.what}), no layer's own error is"
     return head
+
+
+def dropout_line(run: DropoutRun) -> str:
+    """The framework's own Dropout layers: kept fraction and bound, scale error, eval mode."""
+    head = f"{run.framework} dropout: {run.status} ({run.seconds:.1f}s)"
+    if run.error:
+        return head + f"; raised {run.error}"
+    if not run.rows:
+        return head + "; no Dropout layer"
+    head += "".join(f"; {r.layer} keeps {r.kept:.1%} of {r.n} (bound {1 - r.p:.1%} +- "
+                    f"{r.bound:.1%}), kept values within {_sci(r.scale_error)} of x/(1-p), eval "
+                    f"{'identity' if r.eval_error <= SCALE_TOLERANCE else 'NOT identity'}"
+                    for r in run.rows)
+    failed = [r.cause for r in run.rows if not r.passed]
+    return head + (f". {'. '.join(failed)}" if failed else "")
 
 
 def step_table(v: VariantRun, fmt: str = "table") -> str:
@@ -197,6 +213,8 @@ def summary(run: CrosscheckRun) -> str:
     failed = [f"{v.variant}/{f.framework}" for v in run.variants for f in v.frameworks if f.status == FAIL]
     failed += [f"{v.variant}/{g.framework} backward" for v in run.variants for g in v.gradients
                if g.status == FAIL]
+    failed += [f"{v.variant}/{d.framework} dropout" for v in run.variants for d in v.dropout
+               if d.status == FAIL]
     failed += [f"{v.variant}/{s.framework} step" for v in run.variants for s in v.steps
                if s.status == FAIL]
     failed += [f"{v.variant}/{t.framework} train" for v in run.variants for t in v.training
@@ -221,6 +239,11 @@ def terminal(run: CrosscheckRun) -> str:
         parts.append("backward tables: 'grad' = worst error of dL/d(output, weights) end to end "
                      "(tolerance 2e-2), 'own' = worst error of the layer fed the reference's input "
                      "and output gradient (1e-5)")
+    if any(v.dropout for v in run.variants):
+        parts.append(f"dropout lines: each framework's own Dropout layers in train mode on "
+                     f"positive inputs: kept fraction within {Z:g} sigma of 1-p (a rate off by "
+                     f"{RATE_RESOLUTION:g} cannot pass), kept values x/(1-p) to "
+                     f"{SCALE_TOLERANCE:.0e}, eval mode the identity")
     if any(v.steps for v in run.variants):
         parts.append(f"step tables: weights after each framework's own optimizer step against the "
                      f"float64 update of the same gradients, worst element in float32 eps times "
@@ -243,7 +266,8 @@ def terminal(run: CrosscheckRun) -> str:
         if v.gradients:
             parts += ["backward (train mode, shared dropout masks, mean softmax cross-entropy):",
                       gradient_table(v)]
-            parts += [gradient_line(g) for g in v.gradients] + [""]
+            parts += [gradient_line(g) for g in v.gradients] + [dropout_line(d) for d in v.dropout]
+            parts += [""]
         if v.steps:
             parts += [f"optimizer steps ({STEPS}, same batch and masks each step):", step_table(v)]
             parts += [step_line(s) for s in v.steps] + [""]
@@ -271,7 +295,8 @@ def markdown(run: CrosscheckRun) -> str:
         parts += [f"- {line}" for line in skipped_lines(v) + pair_lines(v)] + [""]
         if v.gradients:
             parts += ["### backward", "", gradient_table(v, "markdown")]
-            parts += [f"- {gradient_line(g)}" for g in v.gradients] + [""]
+            parts += [f"- {gradient_line(g)}" for g in v.gradients]
+            parts += [f"- {dropout_line(d)}" for d in v.dropout] + [""]
         if v.steps:
             parts += ["### optimizer steps", "", step_table(v, "markdown")]
             parts += [f"- {step_line(s)}" for s in v.steps] + [""]

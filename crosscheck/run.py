@@ -24,6 +24,7 @@ from common.variants import get_variant
 from common.weights import Weights, init_weights
 from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, reference_chain
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
+from crosscheck.dropout import DropoutRun, check_dropout
 from crosscheck.fastpath import FastPathRun, check_fast_paths
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
@@ -89,11 +90,13 @@ class VariantRun:
     fast_paths: list[FastPathRun] = field(default_factory=list)
     #: framework -> the checks asked for that it cannot run (a forward-only witness)
     skipped_checks: dict[str, list[str]] = field(default_factory=dict)
+    #: each framework's own Dropout layers in train mode (part of the backward check)
+    dropout: list[DropoutRun] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return any(f.status == FAIL for f in self.frameworks + self.gradients + self.steps
-                   + self.training + self.fast_paths)
+                   + self.training + self.fast_paths + self.dropout)
 
 
 @dataclass
@@ -205,6 +208,7 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
             say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
         gradients: list[GradientRun] = []
+        dropouts: list[DropoutRun] = []
         steps: list[StepRun] = []
         for name, skipped in skipped_checks.items():
             say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
@@ -219,6 +223,10 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                                                  masks, ref_chain))
                 say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
                     f"{gradients[-1].seconds:5.1f}s")
+                # the shared masks above never run the framework's own Dropout: this does
+                dropouts.append(check_dropout(trainable[name], variant, weights, seed))
+                say(f"  {variant_name:<13} {name:<10} dropout  {dropouts[-1].status:<4} "
+                    f"{dropouts[-1].seconds:5.1f}s")
             if "step" in checks:
                 steps.append(check_steps(trainable[name], variant, weights, x, labels, masks,
                                          ref_chain))
@@ -252,7 +260,7 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
                                results, pairs, ref_seconds, gradients, steps, training,
-                               fast_paths, skipped_checks))
+                               fast_paths, skipped_checks, dropouts))
     settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
                 "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,

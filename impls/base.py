@@ -81,6 +81,11 @@ class GradientBackend(Backend, Protocol):
         """dL/d(input) and dL/d(parameters) (canonical keys and layout) of layer ``name``
         at input ``x``, given dL/d(output), by the framework's own autograd."""
 
+    def dropout_train(self, model: Any, name: str, x: np.ndarray) -> np.ndarray:
+        """The model's own layer ``name`` (a Dropout) run in train mode on ``x``: its own
+        mask, drawn by the framework's own RNG, not a shared one. The model's mode is left
+        as it was. The dropout check (``crosscheck/dropout.py``) judges the output."""
+
     def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         """The framework's own mean softmax cross-entropy and its gradient w.r.t. logits."""
 

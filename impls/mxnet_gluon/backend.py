@@ -97,6 +97,11 @@ class MXNetBackend:
                  if isinstance(block, (nn.Conv2D, nn.Dense))}
         return leaf.grad.asnumpy(), grads
 
+    def dropout_train(self, model: AlexNet, name: str, x: np.ndarray) -> np.ndarray:
+        # train_mode without record: Gluon's Dropout draws its own mask, nothing is taped
+        with mx.autograd.train_mode():
+            return self._block(model, name)(self._array(x)).asnumpy()
+
     def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         z = self._array(logits)
         z.attach_grad()

@@ -96,6 +96,16 @@ class PyTorchBackend:
         params = {f"{name}.{key}": p.grad.cpu().numpy() for key, p in module.named_parameters()}
         return leaf.grad.cpu().numpy(), params
 
+    def dropout_train(self, model: AlexNet, name: str, x: np.ndarray) -> np.ndarray:
+        module = model.get_submodule(name)
+        was_training = module.training
+        module.train()  # this module alone: its own mask from torch's RNG
+        try:
+            with torch.no_grad():
+                return module(self._tensor(x)).cpu().numpy()
+        finally:
+            module.train(was_training)
+
     def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         z = self._tensor(logits, grad=True)
         loss = torch.nn.functional.cross_entropy(z, torch.as_tensor(labels, device=self.device))

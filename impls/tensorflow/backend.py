@@ -157,6 +157,12 @@ class TensorFlowBackend:
                 canonical[f"{name}.{var.name}"] = np.ascontiguousarray(g)
         return grad_in, canonical
 
+    def dropout_train(self, model: keras.Sequential, name: str, x: np.ndarray) -> np.ndarray:
+        chw_in, chw_out = self._flat_chw(model, name)  # after a Flatten: H*W*C vectors
+        with tf.device(self.device):
+            out = model.get_layer(name)(self._to_keras(x, chw_in), training=True)
+            return self._from_keras(out, chw_out)
+
     def loss_and_grad(self, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
         with tf.device(self.device):
             z = tf.convert_to_tensor(np.asarray(logits, dtype=np.float32))
