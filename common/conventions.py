@@ -73,3 +73,20 @@ def hwc_flat_to_chw(x: np.ndarray, chw: tuple[int, int, int]) -> np.ndarray:
     out = np.empty_like(x)
     out[:, hwc_to_chw_index(*chw)] = x
     return out
+
+
+def keras_shape(canonical: tuple[int, ...]) -> tuple[int, ...]:
+    """The Keras layout's shape of a canonical parameter shape: OIHW -> HWIO, (out, in) ->
+    (in, out), a bias unchanged."""
+    if len(canonical) == 4:
+        o, i, h, w = canonical
+        return (h, w, i, o)
+    return tuple(reversed(canonical))
+
+
+def canonical_shape_from_keras(native: tuple[int, ...]) -> tuple[int, ...]:
+    """Inverse of ``keras_shape``."""
+    if len(native) == 4:
+        h, w, i, o = native
+        return (o, i, h, w)
+    return tuple(reversed(native))

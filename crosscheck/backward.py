@@ -29,6 +29,7 @@ from common.shapes import LayerInfo, infer
 from common.spec import Conv2d, Dense, Dropout, Flatten, MaxPool2d, Variant
 from common.weights import Weights
 from crosscheck.compare import LayerError, Tolerances, layer_error
+from crosscheck.verdicts import quote
 from crosscheck.hypotheses import confirmed
 
 
@@ -131,7 +132,7 @@ def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarra
         try:
             h = backend.forward_layer(model, info.name, inputs[info.name], scales.get(info.name))
         except Exception as exc:  # a framework's own error message, kept for the report
-            chain.errors[info.name] = f"forward raised {type(exc).__name__}: {exc}"[:300]
+            chain.errors[info.name] = f"forward raised {quote(exc)}"
             if isolate_on is None:
                 return chain
             continue
@@ -150,7 +151,7 @@ def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarra
             g, grads = backend.vjp_layer(model, info.name, inputs[info.name], f32(g),
                                          scales.get(info.name))
         except Exception as exc:
-            chain.errors.setdefault(info.name, f"backward raised {type(exc).__name__}: {exc}"[:300])
+            chain.errors.setdefault(info.name, f"backward raised {quote(exc)}")
             if isolate_on is None:
                 return chain
             continue

@@ -11,8 +11,9 @@ from common.variants import get_variant, variant_names
 from common.weights import load_weights
 from crosscheck.compare import Tolerances
 from crosscheck.report import prepare_report_dir, terminal, write_reports
-from crosscheck.run import CHECKS, DEFAULT_CHECKS, all_frameworks, known_frameworks, run_crosscheck
-from alexnet_cli.args import choice_list, non_negative_int, positive_float, positive_int
+from crosscheck.run import (CHECKS, DEFAULT_CHECKS, SECOND_SIZE_CHECKS, all_frameworks,
+                            known_frameworks, plan, run_crosscheck)
+from alexnet_cli.args import chw, choice_list, non_negative_int, positive_float, positive_int
 
 
 def framework_list(text: str) -> list[str]:
@@ -44,6 +45,17 @@ def add_parser(subparsers) -> None:
                         "steps of SGD at lr 0.001 on real digits images, each framework's loss curve "
                         "against a float64 training run; minutes per large variant); "
                         "'all' is all five; default %(default)s")
+    p.add_argument("--input", type=chw, metavar="CxHxW",
+                   help="run every variant at this input shape only (e.g. 1x32x32 for weights "
+                        "'alexnet train --dataset digits' wrote). Default: each variant at its own "
+                        "input and at a second one chosen to exercise the size-dependent code "
+                        "(adaptive bins that overlap and that do not, pools whose floor and ceil "
+                        f"rounding differ, SAME padding with odd and even totals), where the "
+                        f"{' and '.join(SECOND_SIZE_CHECKS)} checks run")
+    p.add_argument("--num-classes", type=positive_int, metavar="N",
+                   help="override every variant's number of classes")
+    p.add_argument("--native-only", action="store_true",
+                   help="skip the second input size (the default run has it)")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="auto",
                    help="auto = the GPU where a framework sees one, else the CPU (default)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights and inputs (default 0)")
@@ -70,11 +82,17 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         if len(args.variant) != 1:
             raise SpecError("--weights needs exactly one --variant (the one the file is for)")
-        weights = {args.variant[0]: load_weights(args.weights, get_variant(args.variant[0]))}
+        variant = get_variant(args.variant[0], num_classes=args.num_classes,
+                              in_channels=args.input[0] if args.input else None,
+                              input_size=args.input[1:] if args.input else None)
+        weights = {args.variant[0]: load_weights(args.weights, variant)}
     if args.report is not None:  # fail before the run, not after it
         prepare_report_dir(args.report, args.force)
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    result = run_crosscheck(args.variant, args.framework, device=args.device, seed=args.seed,
+    # the given weights fit one input size (fc6's width depends on it): no second size then
+    runs = plan(args.variant, tuple(args.check), input_shape=args.input, num_classes=args.num_classes,
+                second_sizes=not (args.native_only or args.weights is not None))
+    result = run_crosscheck(runs, args.framework, device=args.device, seed=args.seed,
                             batch_size=args.batch_size, require_all=args.require == "all",
                             checks=tuple(args.check),
                             tolerances=Tolerances(args.rel_l2_tol, args.norm_max_tol),

@@ -58,7 +58,9 @@ def layer_error(out: np.ndarray, ref: np.ndarray, scale_ref: Optional[np.ndarray
     the pairwise comparison of two frameworks normalizes by the float64 reference."""
     scale_ref = ref if scale_ref is None else scale_ref
     if out.shape != ref.shape:
-        return LayerError(np.inf, np.inf, np.inf, f"shape {out.shape} != expected {ref.shape}")
+        per_image = lambda shape: "x".join(map(str, shape[1:])) or "scalar"  # noqa: E731
+        return LayerError(np.inf, np.inf, np.inf, f"output shape {per_image(out.shape)} where the "
+                                                  f"spec has {per_image(ref.shape)}")
     if not np.all(np.isfinite(out)):
         return LayerError(np.inf, np.inf, np.inf, "output holds NaN or Inf")
     diff = out.astype(np.float64) - ref.astype(np.float64)

@@ -28,6 +28,7 @@ import numpy as np
 from common.shapes import infer
 from common.spec import Dropout, Variant
 from common.weights import Weights
+from crosscheck.verdicts import explain
 
 #: the kept fraction may stray this many binomial standard deviations from 1 - p: a
 #: correct layer fails about once in 5e8 layers
@@ -185,7 +186,7 @@ def check_dropout(backend, variant: Variant, weights: Weights, seed: int) -> Dro
                                       np.asarray(backend.dropout_train(model, info.name, x)),
                                       np.asarray(backend.forward_layer(model, info.name, x))))
         except Exception as exc:  # the framework's own message, kept for the report
-            run.error = f"{type(exc).__name__}: {exc}"[:300]
+            run.error = explain(backend, variant, "running its own Dropout in train mode", exc).text
     if run.error or run.first_failure is not None:
         run.status = "FAIL"
     run.seconds = time.perf_counter() - start

@@ -21,6 +21,7 @@ from common.weights import Weights
 from crosscheck.backward import DEFAULT_GRADIENT_TOLERANCES, GradientTolerances
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
 from impls.base import FastPaths
+from crosscheck.verdicts import explain
 
 
 @dataclass
@@ -59,7 +60,7 @@ def check_fast_paths(backend, variant: Variant, weights: Weights, x: np.ndarray,
         grads = session.gradients()
         run.gradients = {key: layer_error(grads[key], ref) for key, ref in ref_grads.items()}
     except Exception as exc:  # the framework's own message, kept for the report
-        run.error = f"{type(exc).__name__}: {exc}"[:300]
+        run.error = explain(backend, variant, "building or running the benchmark session", exc).text
     if (run.error or not run.output.passes(tol)
             or not all(e.passes(grad_tol.end_to_end_gradients) for e in run.gradients.values())):
         run.status = "FAIL"

@@ -33,6 +33,7 @@ from common.optim import OPTIMIZERS, OptimizerSpec, ReferenceOptimizer
 from common.shapes import infer
 from common.spec import Dropout, Variant
 from common.weights import Weights
+from crosscheck.verdicts import explain
 
 PARITY_STEPS = 20
 PARITY_BATCH = 8
@@ -171,7 +172,7 @@ def check_training(backend, variant: Variant, weights: Weights, batches,
             loss, _ = backend.train_step(model, optimizer, x, labels, dropout_off(variant, len(x)))
             run.losses.append(loss)
     except Exception as exc:  # a framework's own error message, kept for the report
-        run.error = f"{type(exc).__name__}: {exc}"[:300]
+        run.error = explain(backend, variant, "training", exc).text
     if run.error or run.first_failure or len(run.losses) != len(reference.losses):
         run.status = "FAIL"
     run.seconds = time.perf_counter() - start

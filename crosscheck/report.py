@@ -81,6 +81,8 @@ def gradient_table(v: VariantRun, fmt: str = "table") -> str:
 
 
 def gradient_line(run: GradientRun) -> str:
+    if not run.end_to_end and not run.isolated and run.status == FAIL:  # it raised
+        return f"{run.framework} backward: {run.status}; {run.diagnosis}"
     head = (f"{run.framework} backward: {run.status}, worst gradient rel L2 "
             f"{_sci(run.worst('end_to_end', 'dL'))} end to end, {_sci(run.worst('isolated'))} "
             f"layer-isolated, loss {_sci(run.loss_error)} ({run.seconds:.1f}s)")
@@ -325,8 +327,7 @@ def to_json(run: CrosscheckRun) -> str:
             "variants": [asdict(v) for v in run.variants]}
     for v, vd in zip(run.variants, data["variants"]):
         for f, fd in zip(v.frameworks, vd["frameworks"]):
-            first = f.first_divergence
-            fd["first_divergence"] = first.name if first else None
+            fd["first_divergence"] = f.failed_layer
         for g, gd in zip(v.gradients, vd["gradients"]):
             gd["blamed_layer"] = g.blamed.layer if g.blamed else None
         for s, sd in zip(v.steps, vd["steps"]):

@@ -18,6 +18,7 @@ import numpy as np
 
 from common import reference, reference_backward
 from common.inputs import crosscheck_batch
+from common.shape_table import fmt_shape
 from common.shapes import infer
 from common.spec import Variant
 from common.variants import get_variant
@@ -26,8 +27,10 @@ from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, r
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
 from crosscheck.dropout import DropoutRun, check_dropout
 from crosscheck.fastpath import FastPathRun, check_fast_paths
+from crosscheck.sizes import second_size
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
+from crosscheck.verdicts import Verdict, explain, guarded
 from impls.base import (FRAMEWORKS, WITNESSES, Backend, FrameworkUnavailable, is_forward_only,
                         is_installed, load_backend, select_device)
 
@@ -55,10 +58,18 @@ class FrameworkRun:
     #: layer -> largest difference between two runs on the same input (reported, not judged:
     #: some GPU kernels are nondeterministic by design); empty when bit-identical
     run_to_run: dict[str, float] = field(default_factory=dict)
+    #: the first layer a verdict names when the framework raised (``detail`` says why)
+    verdict_layer: Optional[str] = None
 
     @property
     def first_divergence(self) -> Optional[LayerResult]:
         return next((layer for layer in self.layers if not layer.passed), None)
+
+    @property
+    def failed_layer(self) -> Optional[str]:
+        """The first divergent layer, or the one the verdict on what it raised names."""
+        first = self.first_divergence
+        return first.name if first is not None else self.verdict_layer
 
     @property
     def worst_rel_l2(self) -> float:
@@ -134,11 +145,22 @@ def layer_results(variant: Variant, outputs: dict[str, np.ndarray], expected: di
 
 def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.ndarray,
                     ref: dict[str, np.ndarray], tol: Tolerances) -> tuple[FrameworkRun, dict]:
-    """Build, run and compare one framework on one variant."""
+    """Build, run and compare one framework on one variant. What the framework raises is
+    its failure, with a verdict (``crosscheck.verdicts``), never a traceback."""
     start = time.perf_counter()
-    model = backend.build(variant, weights)
-    outputs = backend.layer_outputs(model, x)
-    again = backend.layer_outputs(model, x)  # determinism: the same input, a second time
+
+    def failed(verdict: Verdict) -> tuple[FrameworkRun, dict]:
+        return FrameworkRun(backend.name, FAIL, verdict.text, seconds=time.perf_counter() - start,
+                            verdict_layer=verdict.layer), {}
+
+    stage = "building the model and loading the weights"
+    try:
+        model = backend.build(variant, weights)
+        stage = "running the forward pass"
+        outputs = backend.layer_outputs(model, x)
+        again = backend.layer_outputs(model, x)  # determinism: the same input, a second time
+    except Exception as exc:  # any framework error is that framework's failure
+        return failed(explain(backend, variant, stage, exc))
     run_to_run = {name: float(np.max(np.abs(out - again[name]))) for name, out in outputs.items()
                   if out.shape != again[name].shape or not np.array_equal(out, again[name], equal_nan=True)}
     layers = layer_results(variant, outputs, ref, tol)
@@ -151,16 +173,40 @@ CHECKS = ("forward", "backward", "step", "fastpath", "train")
 #: what ``alexnet crosscheck`` runs unless told: the training-parity check trains 20 steps
 #: in float64 too, minutes per large variant on a small CPU
 DEFAULT_CHECKS = ("forward", "backward", "step", "fastpath")
+#: what runs at each variant's second input size (``crosscheck.sizes``): the layers' code is
+#: what depends on the size; the optimizer and the benchmark session do not
+SECOND_SIZE_CHECKS = ("forward", "backward")
 
 
-def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = "cpu",
+def plan(names: list[str], checks: tuple[str, ...], *, input_shape: Optional[tuple[int, int, int]] = None,
+         num_classes: Optional[int] = None,
+         second_sizes: bool = False) -> list[tuple[Variant, tuple[str, ...]]]:
+    """(variant, checks) for each run: each named variant at ``input_shape`` (default: its
+    own) with ``num_classes``; with ``second_sizes`` (and no ``input_shape``) also at its
+    second input size, with the checks of ``SECOND_SIZE_CHECKS`` that were asked for."""
+    runs = []
+    for name in names:
+        variant = get_variant(name, num_classes=num_classes,
+                              in_channels=input_shape[0] if input_shape else None,
+                              input_size=input_shape[1:] if input_shape else None)
+        infer(variant)  # a SpecError naming the layer, before anything runs
+        runs.append((variant, checks))
+        if second_sizes and input_shape is None:
+            runs.append((second_size(variant), tuple(c for c in checks if c in SECOND_SIZE_CHECKS)))
+    return runs
+
+
+def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]",
+                   frameworks: list[str], *, device: str = "cpu",
                    seed: int = 0, batch_size: int = 2, require_all: bool = False,
                    checks: tuple[str, ...] = ("forward",),
                    tolerances: Tolerances = DEFAULT_TOLERANCES,
                    given_weights: Optional[dict[str, Weights]] = None,
                    progress: Optional[Callable[[str], None]] = None) -> CrosscheckRun:
-    """Crosscheck every (variant, framework); see the module docstring. ``given_weights`` maps
-    a variant name to canonical weights to use instead of the seeded initializer."""
+    """Crosscheck every (variant, framework); see the module docstring. ``variants``: names
+    (each at its own input size, with ``checks``) or ``plan``'s (variant, checks) pairs.
+    ``given_weights`` maps a variant name to canonical weights to use instead of the seeded
+    initializer."""
     say = progress or (lambda message: None)
     backends: dict[str, Backend] = {}
     unavailable: dict[str, tuple[str, str]] = {}
@@ -187,8 +233,10 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
     skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
     trainable = {name: backend for name, backend in backends.items() if name not in witnesses}
     runs: list[VariantRun] = []
-    for variant_name in variants:
-        variant = get_variant(variant_name)
+    all_checks = checks
+    for entry in variants:
+        variant, checks = (get_variant(entry), all_checks) if isinstance(entry, str) else entry
+        variant_name = variant.name
         weights = (given_weights or {}).get(variant_name) or init_weights(variant, seed)
         x = crosscheck_batch(variant, batch_size, seed)
         start = time.perf_counter()
@@ -219,8 +267,11 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
             if name not in trainable:
                 continue
             if "backward" in checks:
-                gradients.append(check_gradients(trainable[name], variant, weights, x, labels,
-                                                 masks, ref_chain))
+                gradients.append(guarded(
+                    trainable[name], variant, "running the backward check",
+                    lambda: check_gradients(trainable[name], variant, weights, x, labels, masks,
+                                            ref_chain),
+                    lambda verdict: GradientRun(name, FAIL, diagnosis=verdict.text)))
                 say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
                     f"{gradients[-1].seconds:5.1f}s")
                 # the shared masks above never run the framework's own Dropout: this does
@@ -254,14 +305,16 @@ def run_crosscheck(variants: list[str], frameworks: list[str], *, device: str = 
                                                float64_run))
                 say(f"  {variant_name:<13} {name:<10} train    {training[-1].status:<4} "
                     f"{training[-1].seconds:5.1f}s")
+        ran = sorted((name for name in outputs if outputs[name]), key=frameworks.index)
         pairs = [PairRun(a, b, layer_results(variant, outputs[a], outputs[b], tolerances,
                                               tolerances.pairwise_factor, scale=ref))
-                 for a, b in itertools.combinations(sorted(outputs, key=frameworks.index), 2)]
+                 for a, b in itertools.combinations(ran, 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
                                results, pairs, ref_seconds, gradients, steps, training,
                                fast_paths, skipped_checks, dropouts))
-    settings = {"variants": variants, "frameworks": frameworks, "checks": list(checks),
+    settings = {"variants": [f"{v.variant} {fmt_shape(v.input_shape)}" for v in runs],
+                "frameworks": frameworks, "checks": list(all_checks),
                 "device": device, "seed": seed,
                 "batch_size": batch_size, "require_all": require_all,
                 "framework_details": details,

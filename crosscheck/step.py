@@ -32,6 +32,7 @@ from common.spec import Variant
 from common.weights import Weights
 from crosscheck.backward import Chain, float32_scales
 from crosscheck.compare import LayerError, Tolerances, layer_error
+from crosscheck.verdicts import explain
 
 STEPS = 3
 EPS32 = float(np.finfo(np.float32).eps)
@@ -144,7 +145,7 @@ def check_steps(backend, variant: Variant, weights: Weights, x: np.ndarray, labe
                                                      start[key], reference.peak[key])
                         run.rows.append(StepRow(name, step, key, units, update, units <= tol.weights))
         except Exception as exc:  # a framework's own error message, kept for the report
-            run.error = f"{name}: {type(exc).__name__}: {exc}"[:300]
+            run.error = explain(backend, variant, f"running {name} training steps", exc).text
             break
     if first:
         grads = next(iter(first.values()))

@@ -49,6 +49,23 @@ class MXNetBackend:
         load_canonical(model, weights)
         return model
 
+    def trace_shapes(self, variant: Variant) -> list[tuple[str, "tuple[int, ...] | str"]]:
+        """Each layer's per-image output shape as the framework's own model computes it
+        (zero weights, one zero image), or the error of the layer that raised, where the
+        trace stops. The verdict of a failed check starts here."""
+        model = AlexNet(variant)
+        model.initialize(mx.init.Zero(), ctx=self.ctx)
+        h = mx.nd.zeros((1,) + tuple(variant.input_shape), ctx=self.ctx)
+        trace: list[tuple[str, "tuple[int, ...] | str"]] = []
+        for name, block in model.named_layers():
+            try:
+                h = block(h)
+                h.wait_to_read()  # MXNet raises shape errors only when the result is read
+            except Exception as exc:  # the framework's own words, for the verdict
+                return trace + [(name, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")]
+            trace.append((name, tuple(h.shape[1:])))
+        return trace
+
     def export_weights(self, model: AlexNet) -> Weights:
         return export_canonical(model)
 

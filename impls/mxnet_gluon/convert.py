@@ -12,6 +12,7 @@ from mxnet.gluon import nn
 
 from common.spec import Variant
 from common.weights import Weights
+from impls.loading import check_weight_shapes
 from impls.mxnet_gluon.model import AlexNet
 
 
@@ -27,6 +28,8 @@ def parameters(model: AlexNet) -> dict[str, mx.gluon.Parameter]:
 def load_canonical(model: AlexNet, weights: Weights) -> None:
     """Copy canonical weights into an initialized ``model`` (every key must match)."""
     params = parameters(model)
+    check_weight_shapes({key: None if p is None else tuple(p.shape) for key, p in params.items()},
+                        {key: np.shape(v) for key, v in weights.items()})
     if set(params) != set(weights):
         raise KeyError(f"weights do not fit the model: missing {sorted(set(params) - set(weights))}, "
                        f"unexpected {sorted(set(weights) - set(params))}")

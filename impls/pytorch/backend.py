@@ -63,6 +63,22 @@ class PyTorchBackend:
         load_canonical(model, weights)
         return model
 
+    def trace_shapes(self, variant: Variant) -> list[tuple[str, "tuple[int, ...] | str"]]:
+        """Each layer's per-image output shape as the framework's own model computes it,
+        on the meta device (shapes only, no arithmetic), or the error of the layer that
+        raised, where the trace stops. The verdict of a failed check starts here."""
+        with torch.device("meta"):
+            model = AlexNet(variant)
+            h = torch.empty((1,) + tuple(variant.input_shape))
+        trace: list[tuple[str, "tuple[int, ...] | str"]] = []
+        for name, module in model.named_children():
+            try:
+                h = module(h)
+            except Exception as exc:  # the framework's own words, for the verdict
+                return trace + [(name, f"{type(exc).__name__}: {exc}")]
+            trace.append((name, tuple(h.shape[1:])))
+        return trace
+
     def export_weights(self, model: AlexNet) -> Weights:
         return export_canonical(model)
 

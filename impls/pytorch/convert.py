@@ -11,12 +11,15 @@ import numpy as np
 import torch
 
 from common.weights import Weights
+from impls.loading import check_weight_shapes
 from impls.pytorch.model import AlexNet
 
 
 def load_canonical(model: AlexNet, weights: Weights) -> None:
     """Copy canonical weights into ``model`` (strict: every key must match)."""
     device = next(model.parameters()).device
+    check_weight_shapes({key: tuple(p.shape) for key, p in model.state_dict().items()},
+                        {key: np.shape(v) for key, v in weights.items()})
     model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)).to(device)
                            for k, v in weights.items()}, strict=True)
 

@@ -56,6 +56,20 @@ class TensorFlowBackend:
             load_canonical(model, weights)
         return model
 
+    def trace_shapes(self, variant: Variant) -> list[tuple[str, "tuple[int, ...] | str"]]:
+        """Each layer's per-image output shape as Keras declares it when it builds the
+        model, in canonical (C, H, W) order, or the error of the build. The verdict of a
+        failed check starts here."""
+        try:
+            model = build_alexnet(variant, kernel_initializer="zeros")
+        except Exception as exc:  # Keras builds eagerly: the layer that cannot apply raises
+            return [("(build)", f"{type(exc).__name__}: {exc}")]
+        trace: list[tuple[str, "tuple[int, ...] | str"]] = []
+        for layer in model.layers:
+            shape = tuple(layer.output.shape[1:])
+            trace.append((layer.name, (shape[2], shape[0], shape[1]) if len(shape) == 3 else shape))
+        return trace
+
     def export_weights(self, model: keras.Sequential) -> Weights:
         return export_canonical(model)
 

@@ -18,6 +18,7 @@ from keras import layers
 from common.conventions import dense_from_keras, dense_to_keras, hwio_to_oihw, oihw_to_hwio
 from common.spec import Variant
 from common.weights import Weights
+from impls.loading import check_weight_shapes
 from impls.tensorflow.model import build_alexnet, flatten_inputs
 
 
@@ -68,6 +69,9 @@ def load_canonical(model: keras.Sequential, weights: Weights) -> None:
     """Copy canonical weights into ``model`` (strict: every key must match)."""
     _check_keys(model, weights)
     native = to_native(model, {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    check_weight_shapes({key: None if v is None else tuple(v.shape)
+                         for key, v in keyed_variables(model).items()},
+                        {key: v.shape for key, v in native.items()})
     for key, variable in keyed_variables(model).items():
         variable.assign(native[key])
 
