@@ -33,6 +33,9 @@ class FastPathRun:
     gradients: dict[str, LayerError] = field(default_factory=dict)
     error: Optional[str] = None
     seconds: float = 0.0
+    #: whether the same framework's plain model passed its forward and backward checks
+    #: (None: not run): a fast path is to blame only where the plain model is right
+    plain_passed: Optional[bool] = None
 
     @property
     def worst_gradient(self) -> tuple[str, float]:

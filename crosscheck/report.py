@@ -189,9 +189,14 @@ def fast_path_line(run) -> str:
     head = f"{run.framework} fastpath: {run.status} ({run.seconds:.1f}s)"
     if run.error:
         return head + f"; raised {run.error}"
-    if run.status == FAIL:
-        head += ("; the benchmarked fast path computes another function than the plain model: "
-                 "a compiled graph traced in the wrong mode, a layout the fast path changed")
+    if run.status == FAIL and run.plain_passed is False:
+        head += (f"; the plain {run.framework} model fails its own checks too (see the forward and "
+                 f"backward lines): fix that first, the fast path may be right")
+    elif run.status == FAIL:
+        plain = ("the plain model of the same framework passes" if run.plain_passed
+                 else "the plain model was not checked in this run")
+        head += (f"; {plain}, so the benchmarked fast path computes another function: a compiled "
+                 "graph traced in the wrong mode, a layout the fast path changed")
     return head
 
 

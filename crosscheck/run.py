@@ -291,6 +291,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                 fast_paths.append(check_fast_paths(trainable[name], variant, weights, x, labels,
                                                    ref[variant.layers[-1].name], ref_grads,
                                                    tolerances))
+                plain = [r.status for r in results + gradients if r.framework == name]
+                fast_paths[-1].plain_passed = all(status == PASS for status in plain)
                 say(f"  {variant_name:<13} {name:<10} fastpath {fast_paths[-1].status:<4} "
                     f"{fast_paths[-1].seconds:5.1f}s")
         training: list[ParityRun] = []

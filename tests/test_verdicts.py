@@ -148,3 +148,25 @@ def test_the_second_input_size_catches_what_the_native_one_cannot(monkeypatch):
     assert second.input_shape != native.input_shape
     result = run_crosscheck(runs, ["pytorch"], device="cpu")
     assert [v.frameworks[0].status for v in result.variants] == [PASS, FAIL]
+
+
+# --- messages that point the right way ----------------------------------------
+
+@pytest.mark.parametrize("where", ["plain model", "fast path"])
+def test_a_fastpath_failure_says_whether_the_plain_model_passes(monkeypatch, where):
+    backend_or_skip("pytorch")
+    if where == "plain model":  # the LRN convention left unconverted: every path is wrong
+        import impls.pytorch.model as m
+        monkeypatch.setattr(m, "lrn_alpha_divided_by_size", lambda lrn: lrn.alpha)
+    else:  # only the benchmark's session is wrong
+        import impls.pytorch.bench as bench
+        original = bench.PyTorchBench.logits
+        monkeypatch.setattr(bench.PyTorchBench, "logits", lambda self: original(self) * 1.01)
+    run = verdict_run("pytorch", PAPER_SMALL, ("forward", "backward", "fastpath"))
+    from crosscheck.report import fast_path_line
+    line = fast_path_line(run.fast_paths[0])
+    assert run.fast_paths[0].status == FAIL
+    if where == "plain model":
+        assert "fails its own checks too" in line
+    else:
+        assert "plain model of the same framework passes" in line
