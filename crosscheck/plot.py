@@ -72,11 +72,15 @@ def variant_figure(v: VariantRun, run: CrosscheckRun) -> bytes:
 
 
 def write_plots(run: CrosscheckRun, directory: Path, *, overwrite: bool) -> list[Path]:
-    """One ``errors-<variant>.png`` per variant, written atomically."""
+    """One ``errors-<variant>.png`` per variant, written atomically; a variant's run at
+    another input size than the first is ``errors-<variant>-<CxHxW>.png``."""
     paths = []
+    seen: set[str] = set()
     for v in run.variants:
         if any(f.layers for f in v.frameworks):
-            path = directory / f"errors-{v.variant}.png"
+            name = v.variant if v.variant not in seen else f"{v.variant}-{'x'.join(map(str, v.input_shape))}"
+            seen.add(v.variant)
+            path = directory / f"errors-{name}.png"
             atomic_write_bytes(path, variant_figure(v, run), overwrite=overwrite)
             paths.append(path)
     return paths
