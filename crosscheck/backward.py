@@ -30,7 +30,7 @@ from common.spec import Conv2d, Dense, Dropout, Flatten, MaxPool2d, Variant
 from common.weights import Weights
 from crosscheck.compare import LayerError, Tolerances, layer_error
 from crosscheck.verdicts import quote
-from crosscheck.hypotheses import confirmed
+from crosscheck.hypotheses import Cause, confirmed
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ class GradientRun:
     isolated: list[Row] = field(default_factory=list)
     diagnosis: Optional[str] = None
     seconds: float = 0.0
+    #: the porting bug that reproduces the blamed layer's own output, if one does
+    cause: Optional[Cause] = None
 
     @property
     def first_divergence(self) -> Optional[Row]:
@@ -274,9 +276,10 @@ def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, 
                 names = [i.name for i in infer(variant)]
                 index = names.index(blamed.layer)
                 layer_input = x if index == 0 else ref.outputs[names[index - 1]]
-                bug = confirmed(variant, blamed.layer, weights, layer_input, output)
-                run.diagnosis = (f"{bug} (confirmed: the reference with this bug reproduces the "
-                                 f"output)" if bug else f"{run.diagnosis} (not confirmed numerically)")
+                run.cause = confirmed(variant, blamed.layer, weights, layer_input, output,
+                                      ref.outputs[blamed.layer], train=True)
+                run.diagnosis = (f"{run.cause.text} (confirmed: {run.cause.evidence()})" if run.cause
+                                 else f"{run.diagnosis} (not confirmed numerically)")
     return run
 
 

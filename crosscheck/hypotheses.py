@@ -1,77 +1,88 @@
-"""Known porting bugs, tested numerically on the layer the backward check blames.
+"""Confirmed causes of a blamed layer: the entry points the checks call.
 
-For the blamed layer, each hypothesis recomputes the float64 reference output the
-way a port with that bug would, from the same (reference) input. If the framework's
-own output matches it, the bug is confirmed, not just guessed from the layer kind.
+For the layer a check blames, each known porting bug (``crosscheck/causes/``) recomputes
+the float64 output a port with that bug would produce from the same input the framework's
+layer got; the bug whose output the framework's matches to float32 accuracy is confirmed
+(``Cause``, with the evidence: that error next to the error against the correct
+reference). A wrong shape is explained by the reference's shape arithmetic instead
+(``shape_cause``, ``weight_shape_cause``). Hypotheses run on the first image (a few where
+a layer's output is small): one float64 layer each, cheap ones first, stopping at the
+first confirmation.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Iterator
+import itertools
+from typing import Callable, Optional
 
 import numpy as np
 
 from common import reference
-from common.conventions import hwc_to_chw_index
-from common.shapes import LayerInfo, infer
-from common.spec import LRN, Conv2d, Dense, Dropout, Flatten, Variant
+from common.spec import (
+    LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Softmax, Variant,
+)
 from common.weights import Weights
+from crosscheck.causes.base import MATCH, Blamed, Cause, Hypotheses, judge, out_shape
+from crosscheck.causes.elementwise import (
+    dropout_hypotheses, flatten_hypotheses, placement_hypotheses, relu_hypotheses, softmax_hypotheses,
+)
+from crosscheck.causes.fits import adaptive_hypotheses, lrn_hypotheses, pool_hypotheses
+from crosscheck.causes.linear import conv_hypotheses, dense_hypotheses
+from crosscheck.causes.shapes import shape_cause, weight_shape_cause
 
-#: a port with the bug matches its recomputed output to float32 accuracy
-MATCH = 1e-4
+__all__ = ["MATCH", "Cause", "confirmed", "divergence_cause", "layer_cause", "shape_cause",
+           "weight_shape_cause"]
 
+#: the hypotheses recompute the first image, or the first few where a layer's output is
+#: smaller than this many elements (a dense layer's few logits)
+ELEMENTS = 4096
 
-def flattened_map(variant: Variant, name: str):
-    """(C, H, W) of the map a Flatten turns into ``name``'s input, if ``name`` is the first
-    Dense after it (dropout and elementwise layers between keep the order), else None."""
-    chw = None
-    for info in infer(variant):
-        if isinstance(info.layer, Flatten):
-            chw = info.in_shape
-        elif isinstance(info.layer, Dense):
-            if info.name == name:
-                return chw
-            chw = None
-    return None
-
-
-def hypotheses(variant: Variant, info: LayerInfo,
-               weights: Weights) -> Iterator[tuple[str, Callable[[np.ndarray], np.ndarray]]]:
-    """(the bug, the output a port with it computes from an input) for layer ``info``."""
-    layer = info.layer
-    forward = reference.FORWARD[type(layer)]
-    if isinstance(layer, LRN):
-        for what, factor in (("alpha divided by the window size (the paper's alpha passed to "
-                              "PyTorch/MXNet LRN unconverted)", 1 / layer.size),
-                             ("alpha multiplied by the window size twice", layer.size)):
-            changed = dataclasses.replace(info, layer=dataclasses.replace(layer, alpha=layer.alpha * factor))
-            yield f"LRN convention: {what}", lambda x, changed=changed: forward(x, changed.layer, weights)
-    if isinstance(layer, Conv2d):
-        key = f"{layer.name}.weight"
-        swapped = {**weights, key: np.swapaxes(weights[key], 2, 3)}
-        yield ("kernel layout: height and width swapped (HWIO read as WHIO)",
-               lambda x: forward(x, layer, swapped))
-    if isinstance(layer, Dense) and (chw := flattened_map(variant, info.name)) is not None:
-        key = f"{layer.name}.weight"
-        unpermuted = np.empty_like(weights[key])
-        unpermuted[:, hwc_to_chw_index(*chw)] = weights[key]  # what an H*W*C port computes
-        yield ("flatten order: input rows not permuted between C*H*W and H*W*C",
-               lambda x: forward(x, layer, {**weights, key: unpermuted}))
-    if isinstance(layer, Dropout):
-        yield "dropout placement: no mask applied at this layer (eval mode, or dropout elsewhere)", lambda x: x
+HYPOTHESES: dict[type, Callable[[Blamed], Hypotheses]] = {
+    Conv2d: conv_hypotheses, Dense: dense_hypotheses, LRN: lrn_hypotheses,
+    MaxPool2d: pool_hypotheses, AdaptiveAvgPool2d: adaptive_hypotheses, ReLU: relu_hypotheses,
+    Dropout: dropout_hypotheses, Flatten: flatten_hypotheses, Softmax: softmax_hypotheses,
+}
 
 
-def confirmed(variant: Variant, layer_name: str, weights: Weights, layer_input: np.ndarray,
-              output: np.ndarray) -> str | None:
+def layer_cause(variant: Variant, layer_name: str, weights: Weights, layer_input: np.ndarray,
+                output: np.ndarray, expected: Optional[np.ndarray] = None, *,
+                train: bool = False) -> Optional[Cause]:
     """The known bug that reproduces the framework's ``output`` of ``layer_name`` from
-    ``layer_input`` (the reference's), or None."""
-    info = next(i for i in infer(variant) if i.name == layer_name)
-    x = np.asarray(layer_input, dtype=np.float64)
-    for bug, port in hypotheses(variant, info, weights):
-        expected = port(x)
-        if expected.shape == output.shape:
-            error = np.linalg.norm(output - expected) / max(np.linalg.norm(expected), 1e-300)
-            if error < MATCH:
-                return bug
-    return None
+    ``layer_input`` (what the framework's layer got), or None. ``expected``: the correct
+    output (default: the reference's, from ``layer_input``); ``train``: the backward
+    check's train mode, where dropout applies the shared masks."""
+    layer = variant.layer(layer_name)
+    images = max(1, -(-ELEMENTS // max(output[0].size, 1)))
+    # the framework computed from float32: so does every hypothesis (then in float64)
+    x = np.asarray(layer_input[:images], dtype=np.float32).astype(np.float64)
+    observed = np.asarray(output[:images], dtype=np.float64)
+    if not np.all(np.isfinite(observed)):
+        return None
+    correct = (reference.apply(layer, x, weights) if expected is None
+               else np.asarray(expected[:images], dtype=np.float64))
+    blamed = Blamed(variant, layer, weights, x, observed, correct, train)
+    return judge(blamed, itertools.chain(HYPOTHESES[type(layer)](blamed), placement_hypotheses(blamed)))
+
+
+#: the backward check's name for it
+confirmed = layer_cause
+
+
+def divergence_cause(variant: Variant, weights: Weights, x: np.ndarray, outputs: dict[str, np.ndarray],
+                     layer_name: str) -> Optional[Cause]:
+    """For the forward check: why ``layer_name``, the first divergent layer, diverged. Its
+    input is the framework's own output of the layer before (which passed), or ``x``. An
+    output of another shape is explained by the values of the hypotheses that have its
+    shape, else by shape arithmetic."""
+    names = [layer.name for layer in variant.layers]
+    index = names.index(layer_name)
+    layer_input = x if index == 0 else outputs.get(names[index - 1])
+    got = outputs.get(layer_name)
+    if layer_input is None or got is None:
+        return None
+    cause = layer_cause(variant, layer_name, weights, layer_input, got)
+    in_shape, got_shape = tuple(layer_input.shape[1:]), tuple(got.shape[1:])
+    if cause is None and got_shape != out_shape(variant.layers[index], in_shape):
+        # no hypothesis of that shape reproduces the values: the shapes alone, then
+        return shape_cause(variant, layer_name, in_shape, got_shape)
+    return cause

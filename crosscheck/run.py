@@ -27,6 +27,7 @@ from crosscheck.backward import GradientRun, check_gradients, gradient_inputs, r
 from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer_error
 from crosscheck.dropout import DropoutRun, check_dropout
 from crosscheck.fastpath import FastPathRun, check_fast_paths
+from crosscheck.hypotheses import Cause, divergence_cause
 from crosscheck.sizes import second_size
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
@@ -60,6 +61,9 @@ class FrameworkRun:
     run_to_run: dict[str, float] = field(default_factory=dict)
     #: the first layer a verdict names when the framework raised (``detail`` says why)
     verdict_layer: Optional[str] = None
+    #: the porting bug that reproduces the first divergent layer's output, if one does
+    #: (``crosscheck.hypotheses``); None also where no known one does
+    cause: Optional[Cause] = None
 
     @property
     def first_divergence(self) -> Optional[LayerResult]:
@@ -165,8 +169,11 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
                   if out.shape != again[name].shape or not np.array_equal(out, again[name], equal_nan=True)}
     layers = layer_results(variant, outputs, ref, tol)
     status = PASS if all(layer.passed for layer in layers) else FAIL
+    first = next((layer for layer in layers if not layer.passed), None)
+    # which known bug reproduces the first divergent layer, from the input it got
+    cause = None if first is None else divergence_cause(variant, weights, x, outputs, first.name)
     return FrameworkRun(backend.name, status, layers=layers, seconds=time.perf_counter() - start,
-                        run_to_run=run_to_run), outputs
+                        run_to_run=run_to_run, cause=cause), outputs
 
 
 CHECKS = ("forward", "backward", "step", "fastpath", "train")
