@@ -216,7 +216,8 @@ def diagnose(variant: Variant, row: Row) -> str:
     earlier = [i.layer for i in infos[:index] if not isinstance(i.layer, Dropout)]
     shape_problem = row.error.problem is not None and "shape" in row.error.problem
     near_dropout = any(isinstance(i.layer, Dropout) for i in infos[max(index - 1, 0):index + 3])
-    also = "; or dropout placement (a mask applied before instead of after it)" if near_dropout else ""
+    placement = "dropout placement (a mask applied before instead of after it)"
+    also = f"; or {placement}" if near_dropout else ""
     if isinstance(info.layer, Dense) and earlier and isinstance(earlier[-1], Flatten):
         return ("flatten order: the first dense layer after a flatten needs its input rows "
                 "permuted between C*H*W and H*W*C (common.conventions.dense_to_keras)" + also)
@@ -237,7 +238,7 @@ def diagnose(variant: Variant, row: Row) -> str:
     if isinstance(info.layer, Dense) and row.what.endswith("dL/dweight"):
         return "dense weight layout ((out, in) vs (in, out))" + also
     if isinstance(info.layer, Dense) and also:
-        return also[6:]
+        return placement
     return f"the {info.kind} layer itself"
 
 

@@ -170,3 +170,12 @@ def test_a_fastpath_failure_says_whether_the_plain_model_passes(monkeypatch, whe
         assert "fails its own checks too" in line
     else:
         assert "plain model of the same framework passes" in line
+
+
+def test_the_dense_diagnosis_near_a_dropout_is_not_cut_short():
+    """It read '...ropout placement' once: a slice of a longer message, off by one."""
+    from crosscheck.backward import Row, diagnose
+    from crosscheck.compare import LayerError
+    row = Row("fc7", "Dense", "own dL/din", LayerError(1.0, 1.0, 1.0), False)
+    text = diagnose(get_variant("torchvision"), row)
+    assert text.startswith("dropout placement")
