@@ -371,15 +371,12 @@ def test_pool_stride(monkeypatch):
 def test_pool_stride_where_the_model_raises(monkeypatch, framework):
     """cifar-small's fc3 then gets 576 features for 1024 weights: the verdict on what the
     framework raised (``crosscheck.verdicts``) names pool2 and this cause, from shapes.
-    TensorFlow raises nothing: its loader's flatten permutation picks 576 of the 1024
-    weight columns, and the forward check names pool2, confirmed by its values."""
+    TensorFlow's loader once raised nothing here: its flatten permutation picked 576 of the
+    1024 weight columns; it refuses the weight now, as the other two do."""
     plant_spec(monkeypatch, framework, "pool2", stride=3)
     run = forward(framework, CIFAR)
-    raised = run.verdict_layer is not None
-    assert run.status == FAIL and raised == (framework != "tensorflow"), run.detail
-    assert (run.verdict_layer if raised else run.first_divergence.name) == "pool2"
-    said = run.detail if raised else framework_line(run)
-    assert "cause confirmed: pool2: stride 3 where the spec has 2" in said, said
+    assert run.status == FAIL and run.verdict_layer == "pool2", run.detail
+    assert "cause confirmed: pool2: stride 3 where the spec has 2" in run.detail, run.detail
 
 
 def test_tf_same_pool_where_spec_pads_one(monkeypatch):

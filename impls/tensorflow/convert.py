@@ -18,7 +18,7 @@ from keras import layers
 from common.conventions import dense_from_keras, dense_to_keras, hwio_to_oihw, oihw_to_hwio
 from common.spec import Variant
 from common.weights import Weights
-from impls.loading import check_weight_shapes
+from impls.loading import WeightMismatch, check_weight_shapes
 from impls.tensorflow.model import build_alexnet, flatten_inputs
 
 
@@ -43,9 +43,14 @@ def to_native(model: keras.Sequential, arrays: Weights) -> Weights:
     for key, array in arrays.items():
         name, kind = key.rsplit(".", 1)
         layer = model.get_layer(name)
+        chw = flattened.get(name)
+        if kind == "weight" and chw is not None and np.shape(array)[1] != np.prod(chw):
+            # the permutation would silently pick C*H*W of the columns (a pool that rounds
+            # differently makes the flatten shorter): refuse, as the other frameworks do
+            raise WeightMismatch(key, tuple(layer.kernel.shape), tuple(np.shape(array))[::-1])
         if kind == "weight":
             array = (oihw_to_hwio(array) if isinstance(layer, layers.Conv2D)
-                     else dense_to_keras(array, flattened.get(name)))
+                     else dense_to_keras(array, chw))
         native[key] = np.asarray(array)
     return native
 
