@@ -101,6 +101,20 @@ def framework_optimizer(spec: OptimizerSpec, framework: str) -> FrameworkOptimiz
     raise ValueError(f"no optimizer mapping for framework {framework!r}")
 
 
+@dataclass(frozen=True)
+class UpdateForm:
+    """Departures from the update ``OptimizerSpec`` means, as a port with a known bug computes
+    it: the step check's cause hypotheses (``crosscheck/step_causes.py``) run the reference
+    with one of them. The default is no departure."""
+
+    dampening: float = 0.0  # torch's: v = mu * v + (1 - dampening) * g after the first step
+    #: "torch" (and Keras's): w -= lr * (g + mu * v); "mxnet": MXNet 1.9's nag, the same
+    #: update, but its momentum takes the weight decay at the weights after the step
+    nesterov: str = ""
+    decoupled_decay: float = 0.0  # w -= lr * decoupled_decay * w beside the update (Keras, AdamW)
+    grad_scale: float = 1.0  # gradients multiplied by this before the decay (MXNet's rescale_grad)
+
+
 #: elements per slice of the reference's in-place arithmetic: temporaries stay in cache,
 #: which on AlexNet's 60M parameters is several times faster than whole-array NumPy
 CHUNK = 1 << 16
@@ -113,15 +127,17 @@ def chunks(size: int):
 
 class ReferenceOptimizer:
     """The float64 update of ``spec`` on its own copy of the weights (PyTorch's formulas;
-    Adam's epsilon and float32 betas as ``framework`` has them, default PyTorch's).
+    Adam's epsilon and float32 betas as ``framework`` has them, default PyTorch's; ``form``:
+    a buggy port's departure, default none).
 
     ``weights`` holds the current float64 weights; ``peak`` the largest ``|w|`` each
     element has taken, the scale of the float32 rounding a framework's copy went through.
     """
 
     def __init__(self, spec: OptimizerSpec, weights: dict[str, np.ndarray],
-                 framework: FrameworkOptimizer = FrameworkOptimizer("")) -> None:
-        self.spec, self.framework, self.t = spec, framework, 0
+                 framework: FrameworkOptimizer = FrameworkOptimizer(""),
+                 form: UpdateForm = UpdateForm()) -> None:
+        self.spec, self.framework, self.form, self.t = spec, framework, form, 0
         self.weights = {key: np.array(w, dtype=np.float64) for key, w in weights.items()}
         self.peak = {key: np.abs(w) for key, w in self.weights.items()}
         self.state: dict[str, tuple[np.ndarray, ...]] = {}
@@ -143,7 +159,7 @@ class ReferenceOptimizer:
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """One update of every weight with ``grads`` (any float dtype, canonical layout)."""
-        s, self.t = self.spec, self.t + 1
+        s, form, self.t = self.spec, self.form, self.t + 1
         b1, b2 = self._betas("moments")
         c1, c2 = self._corrections() if s.kind == "adam" else (1.0, 1.0)
         for key, weight in self.weights.items():
@@ -152,16 +168,23 @@ class ReferenceOptimizer:
                 self.state[key] = tuple(np.zeros_like(w) for _ in range(1 if s.kind == "sgd" else 2))
             for part in chunks(w.size):
                 d = g[part].astype(np.float64)
+                if form.grad_scale != 1.0:
+                    d *= form.grad_scale
                 if s.weight_decay:
                     d += s.weight_decay * w[part]
+                if form.decoupled_decay:  # from the weights before this step, as Keras and AdamW
+                    w[part] -= s.lr * form.decoupled_decay * w[part]
                 if s.kind == "sgd":
                     (v,) = (buf[part] for buf in self.state[key])
                     if self.t == 1:
                         v[:] = d  # torch: the buffer starts as the first gradient itself
                     else:
                         v *= s.momentum
-                        v += d
-                    w[part] -= s.lr * v
+                        v += (1 - form.dampening) * d if form.dampening else d
+                    delta = s.lr * (d + s.momentum * v if form.nesterov else v)
+                    w[part] -= delta
+                    if form.nesterov == "mxnet":  # v held wd * w before the step; now after it
+                        v -= s.weight_decay * delta
                 else:
                     m, v = (buf[part] for buf in self.state[key])
                     m *= b1

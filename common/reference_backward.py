@@ -179,12 +179,15 @@ def forward_train(variant: Variant, weights: Weights, x: np.ndarray,
 
 
 def backward(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
-             masks: Optional[Masks] = None):
+             masks: Optional[Masks] = None,
+             loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] = cross_entropy):
     """Loss, every layer's output, dL/d(every layer's output), dL/d(input) and
     dL/d(every parameter), all float64. The loss is taken at ``variant.logits_layer``;
-    a final Softmax after it has no gradient."""
+    a final Softmax after it has no gradient. ``loss_fn`` (logits, labels) -> (loss,
+    dL/dlogits) is the fixed cross-entropy; the step check's cause hypotheses pass a port's
+    wrong loss (``crosscheck/step_causes.py``)."""
     outputs = forward_train(variant, weights, x, masks)
-    loss, g = cross_entropy(outputs[variant.logits_layer], labels)
+    loss, g = loss_fn(outputs[variant.logits_layer], labels)
     layers = variant.up_to_logits().layers
     output_grads: dict[str, np.ndarray] = {}
     param_grads: ParamGrads = {}

@@ -7,11 +7,13 @@ import math
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import Optional
 
 from common.shape_table import fmt_shape
 from common.table import render
 from common.weights import atomic_write_bytes
 from crosscheck.backward import GradientRun
+from crosscheck.hypotheses import Cause
 from crosscheck.dropout import RATE_RESOLUTION, SCALE_TOLERANCE, Z, DropoutRun
 from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
 from crosscheck.parity import DEFAULT_PARITY_TOLERANCES, PARITY_BATCH, ParityRun
@@ -58,7 +60,14 @@ def framework_line(run: FrameworkRun) -> str:
                                   f"{_sci(first.error.norm_max)}")
     growth = f", error grew x{first.growth:.0e} there" if first.growth and first.growth > 10 else ""
     return (f"{run.framework}: {FAIL}, first divergence at {first.name} ({first.kind}): {why}{growth}; "
-            f"{determinism(run)}")
+            f"{cause_text(run.cause)}; {determinism(run)}")
+
+
+def cause_text(cause: Optional[Cause]) -> str:
+    """A confirmed cause with its evidence, or that no known porting bug reproduces it."""
+    if cause is None:
+        return "no known cause reproduces it"
+    return f"cause confirmed: {cause.text} ({cause.evidence()})"
 
 
 def gradient_table(v: VariantRun, fmt: str = "table") -> str:
@@ -89,7 +98,8 @@ def gradient_line(run: GradientRun) -> str:
     blamed, first = run.blamed, run.first_divergence
     if blamed is not None:
         head += (f"; first own error at {blamed.layer} ({blamed.kind}, {blamed.what}): rel L2 "
-                 f"{_sci(blamed.error.rel_l2)}; likely {run.diagnosis}")
+                 f"{_sci(blamed.error.rel_l2)}; "
+                 + (cause_text(run.cause) if run.cause else f"likely {run.diagnosis}"))
     elif first is not None:
         head += f"; end to end first off at {first.layer} ({first.what}), no layer's own error is"
     return head
@@ -124,7 +134,39 @@ def step_table(v: VariantRun, fmt: str = "table") -> str:
     return render(headers, rows, fmt)
 
 
-def step_line(run: StepRun) -> str:
+def probe_text(run: StepRun) -> str:
+    """The numbers the step check ran each setting with (crosscheck.step.probe_settings)."""
+    return ", ".join(f"{name} lr {s.lr:.2g}" + (f" wd {s.weight_decay:.2g}" if s.weight_decay else "")
+                     + (f" momentum {s.momentum:g}" if s.kind == "sgd" and s.momentum else "")
+                     + (f" eps {s.eps:.2g}" if s.kind == "adam" else "")
+                     for name, s in run.settings.items())
+
+
+def step_diagnosis(run: StepRun, backward: Optional[GradientRun] = None) -> str:
+    """What a failed step check blames: the confirmed cause with its evidence, or else
+    whether the training step's gradients (its loss or graph) or the optimizer update is
+    off. ``backward``: the same framework's backward check, where it ran."""
+    if run.cause is not None:
+        return f"cause confirmed: {run.cause} ({run.evidence})"
+    loss_off = not run.loss_error <= DEFAULT_STEP_TOLERANCES.loss_rel
+    parts = []
+    if not run.gradients_passed or loss_off:
+        what = ("the training step's first-step gradients" + (" and loss" if loss_off else "")
+                if not run.gradients_passed else "the training step's loss value")
+        if backward is not None and backward.status != PASS:
+            parts.append(f"{what} are off, as in the backward check")
+        else:
+            chain = (" while the backward check's layer chain passes" if backward is not None else "")
+            parts.append(f"{what} are off{chain}: the training step's own loss or graph "
+                         f"(impls/{run.framework}/training.py), and no known loss bug reproduces it")
+    if run.first_failure is not None:
+        parts.append("the optimizer update is off (the reference replays the framework's own "
+                     "gradients): its arguments (common/optim.py) or the framework's update rule, "
+                     "and no known optimizer bug reproduces it")
+    return "; ".join(parts)
+
+
+def step_line(run: StepRun, backward: Optional[GradientRun] = None) -> str:
     worst_grad = max((e.rel_l2 for e in run.gradients.values()), default=float("nan"))
     head = (f"{run.framework} step: {run.status}, first-step gradients rel L2 {_sci(worst_grad)}, "
             f"loss {_sci(run.loss_error)}, "
@@ -138,9 +180,14 @@ def step_line(run: StepRun) -> str:
     if first is not None:
         head += (f"; first off: {first.optimizer} step {first.step} {first.param} by "
                  f"{first.eps_units:.3g} eps|w| (update rel L2 {_sci(first.update_rel_l2)})")
-    elif not run.gradients_passed:
-        head += "; the training step's gradients are off (see the backward check)"
+    if run.status == FAIL:
+        head += "; " + step_diagnosis(run, backward)
     return head
+
+
+def backward_of(v: VariantRun, framework: str) -> Optional[GradientRun]:
+    """The backward check of ``framework`` on variant ``v``, where it ran."""
+    return next((g for g in v.gradients if g.framework == framework), None)
 
 
 def training_table(v: VariantRun, fmt: str = "table") -> str:
@@ -276,8 +323,9 @@ def terminal(run: CrosscheckRun) -> str:
             parts += [gradient_line(g) for g in v.gradients] + [dropout_line(d) for d in v.dropout]
             parts += [""]
         if v.steps:
-            parts += [f"optimizer steps ({STEPS}, same batch and masks each step):", step_table(v)]
-            parts += [step_line(s) for s in v.steps] + [""]
+            parts += [f"optimizer steps ({STEPS}, same batch and masks, labels shifted by a class "
+                      f"per step; {probe_text(v.steps[0])}):", step_table(v)]
+            parts += [step_line(s, backward_of(v, s.framework)) for s in v.steps] + [""]
         if v.fast_paths:
             parts += ["fast paths (the sessions 'alexnet bench' times, float32, dropout off):",
                       fast_path_table(v)]
@@ -305,8 +353,9 @@ def markdown(run: CrosscheckRun) -> str:
             parts += [f"- {gradient_line(g)}" for g in v.gradients]
             parts += [f"- {dropout_line(d)}" for d in v.dropout] + [""]
         if v.steps:
-            parts += ["### optimizer steps", "", step_table(v, "markdown")]
-            parts += [f"- {step_line(s)}" for s in v.steps] + [""]
+            parts += ["### optimizer steps", "", f"Probe settings: {probe_text(v.steps[0])}.", "",
+                      step_table(v, "markdown")]
+            parts += [f"- {step_line(s, backward_of(v, s.framework))}" for s in v.steps] + [""]
         if v.fast_paths:
             parts += ["### fast paths", "", fast_path_table(v, "markdown")]
             parts += [f"- {fast_path_line(f)}" for f in v.fast_paths] + [""]

@@ -29,12 +29,13 @@ SMALL = {
 }
 
 
-def step_run(backend, variant):
+def step_run(backend, variant, **kwargs):
+    """The step check of ``variant`` on the crosscheck's seeded inputs (``kwargs``: check_steps')."""
     weights = init_weights(variant, seed=0)
     x = crosscheck_batch(variant, batch_size=2, seed=0)
     labels, masks = gradient_inputs(variant, len(x), seed=0)
     return check_steps(backend, variant, weights, x, labels, masks,
-                       reference_chain(variant, weights, x, labels, masks))
+                       reference_chain(variant, weights, x, labels, masks), **kwargs)
 
 
 @pytest.mark.parametrize("spec", OPTIMIZERS.values(), ids=list(OPTIMIZERS))
@@ -90,18 +91,21 @@ def assert_caught_at(run, optimizer: str, step: int):
     assert run.status == "FAIL", "the planted bug went unnoticed"
     first = run.first_failure
     assert (first.optimizer, first.step) == (optimizer, step), first
-    assert run.worst(optimizer, step)[0] > 5 * DEFAULT_STEP_TOLERANCES.weights
+    assert run.worst(optimizer, step)[0] >= 4 * DEFAULT_STEP_TOLERANCES.weights
 
 
-def patched_mapping(monkeypatch, module, framework: str, kind: str, **changes):
-    """Give ``framework``'s training module a wrong argument mapping for ``kind``."""
+def patched_mapping(monkeypatch, module, framework: str, kind: str, cls: str = "", **changes):
+    """Give ``framework``'s training module a wrong argument mapping for ``kind``: another
+    optimizer class, or changed arguments. A change may be a function of the setting (the
+    step check's probe numbers are known only when it runs)."""
     def wrong(spec, name):
         args = framework_optimizer(spec, name)
         if spec.kind != kind:
             return args
-        fields = {k: v for k, v in changes.items() if k in ("decay_in_gradient", "adam_eps")}
-        kwargs = {**args.kwargs, **{k: v for k, v in changes.items() if k not in fields}}
-        return dataclasses.replace(args, kwargs=kwargs, **fields)
+        values = {k: v(spec) if callable(v) else v for k, v in changes.items()}
+        fields = {k: v for k, v in values.items() if k in ("decay_in_gradient", "adam_eps")}
+        kwargs = {**args.kwargs, **{k: v for k, v in values.items() if k not in fields}}
+        return dataclasses.replace(args, cls=cls or args.cls, kwargs=kwargs, **fields)
     monkeypatch.setattr(module, "framework_optimizer", wrong)
 
 
@@ -111,7 +115,7 @@ def test_keras_decoupled_weight_decay_is_caught_at_step_3(monkeypatch):
     backend = backend_or_skip("tensorflow")
     import impls.tensorflow.training as training
     patched_mapping(monkeypatch, training, "tensorflow", "sgd",
-                    weight_decay=OPTIMIZERS["sgd"].weight_decay, decay_in_gradient=0.0)
+                    weight_decay=lambda spec: spec.weight_decay, decay_in_gradient=0.0)
     assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", STEPS)
 
 
