@@ -8,7 +8,7 @@ from pathlib import Path
 
 from common.spec import SpecError
 from common.variants import get_variant, variant_names
-from common.weights import load_weights
+from common.weights import WeightsError, load_weights
 from crosscheck.compare import Tolerances
 from crosscheck.report import prepare_report_dir, terminal, write_reports
 from crosscheck.run import (CHECKS, DEFAULT_CHECKS, SECOND_SIZE_CHECKS, all_frameworks,
@@ -85,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
         variant = get_variant(args.variant[0], num_classes=args.num_classes,
                               in_channels=args.input[0] if args.input else None,
                               input_size=args.input[1:] if args.input else None)
-        weights = {args.variant[0]: load_weights(args.weights, variant)}
+        try:
+            weights = {args.variant[0]: load_weights(args.weights, variant)}
+        except WeightsError as exc:
+            if "another variant, input size" not in str(exc) or args.input:
+                raise
+            raise WeightsError(f"{exc}, or give the input and classes they were trained at "
+                               f"(--input CxHxW, --num-classes N)") from None
     if args.report is not None:  # fail before the run, not after it
         prepare_report_dir(args.report, args.force)
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))

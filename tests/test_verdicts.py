@@ -179,3 +179,18 @@ def test_the_dense_diagnosis_near_a_dropout_is_not_cut_short():
     row = Row("fc7", "Dense", "own dL/din", LayerError(1.0, 1.0, 1.0), False)
     text = diagnose(get_variant("torchvision"), row)
     assert text.startswith("dropout placement")
+
+
+def test_weights_trained_at_another_input_are_checked_with_input(tmp_path, capsys):
+    """What `alexnet train --dataset digits` writes (1 input channel): refused at the native
+    3x32x32 with a hint, checked with --input 1x32x32."""
+    backend_or_skip("pytorch")
+    from common.weights import init_weights, save_weights
+    digits = get_variant("cifar-small", in_channels=1)
+    path = tmp_path / "weights-epoch1.safetensors"
+    save_weights(path, digits, init_weights(digits, seed=3))
+    args = ["crosscheck", "--variant", "cifar-small", "--framework", "pytorch", "--weights", str(path),
+            "--check", "forward", "--quiet"]
+    assert main(args) == 2
+    assert "--input CxHxW" in capsys.readouterr().err
+    assert main(args + ["--input", "1x32x32"]) == 0
