@@ -92,12 +92,13 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise WeightsError(f"{exc}, or give the input and classes they were trained at "
                                f"(--input CxHxW, --num-classes N)") from None
+    # the given weights fit one input size (fc6's width depends on it): no second size then;
+    # an input too small for a variant is a SpecError here, before anything is written
+    runs = plan(args.variant, tuple(args.check), input_shape=args.input, num_classes=args.num_classes,
+                second_sizes=not (args.native_only or args.weights is not None))
     if args.report is not None:  # fail before the run, not after it
         prepare_report_dir(args.report, args.force)
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    # the given weights fit one input size (fc6's width depends on it): no second size then
-    runs = plan(args.variant, tuple(args.check), input_shape=args.input, num_classes=args.num_classes,
-                second_sizes=not (args.native_only or args.weights is not None))
     result = run_crosscheck(runs, args.framework, device=args.device, seed=args.seed,
                             batch_size=args.batch_size, require_all=args.require == "all",
                             checks=tuple(args.check),

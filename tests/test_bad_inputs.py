@@ -280,6 +280,14 @@ case("crosscheck-report-exists", lambda t: CROSS + ["--report", _p(t, "r")], "--
      write("r/crosscheck.json", b"{}"))
 case("crosscheck-report-unwritable", lambda t: CROSS + ["--report", _p(t, "ro")], "not writable",
      lambda t: (t / "ro").mkdir(mode=0o500), as_root="root writes to any directory")
+for text in ("", "3x32", "0x32x32", "3x-1x32", "axbxc"):
+    usage(f"crosscheck-input-{text or 'empty'}", lambda t, x=text: CROSS + ["--input", x],
+          "expected CxHxW with positive integers")
+case("crosscheck-input-too-small", lambda t: CROSS + ["--input", "3x4x4", "--report", _p(t, "r")],
+     "too small")
+for text in ("0", "-3", "ten"):
+    usage(f"crosscheck-num-classes-{text}", lambda t, x=text: CROSS + ["--num-classes", x],
+          "expected a positive integer")
 
 # train
 TRAIN = ["train", "--framework", "pytorch", "--variant", SMALL, "--dataset", "digits",
