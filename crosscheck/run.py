@@ -236,8 +236,6 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
 
     # forward-only witnesses (impls.base.WITNESSES) take part in the forward check alone
     witnesses = [name for name, backend in backends.items() if is_forward_only(backend)]
-    skipped_checks = {name: [c for c in checks if c != "forward"] for name in witnesses}
-    skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
     trainable = {name: backend for name, backend in backends.items() if name not in witnesses}
     runs: list[VariantRun] = []
     all_checks = checks
@@ -265,6 +263,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         gradients: list[GradientRun] = []
         dropouts: list[DropoutRun] = []
         steps: list[StepRun] = []
+        skipped_checks = {name: [c for c in checks if c != "forward"] for name in witnesses}
+        skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
         for name, skipped in skipped_checks.items():
             say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
         if ("backward" in checks or "step" in checks) and trainable:
