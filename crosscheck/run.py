@@ -181,25 +181,29 @@ CHECKS = ("forward", "backward", "step", "fastpath", "train")
 #: in float64 too, minutes per large variant on a small CPU
 DEFAULT_CHECKS = ("forward", "backward", "step", "fastpath")
 #: what runs at each variant's second input size (``crosscheck.sizes``): the layers' code is
-#: what depends on the size; the optimizer and the benchmark session do not
+#: what depends on the size; the optimizer, the benchmark session and a Dropout layer's rate
+#: do not. The forward-only ONNX witnesses run at the native size only (their export costs
+#: ~4 s a variant, and the default run must stay within 15% of its time before sizes came).
 SECOND_SIZE_CHECKS = ("forward", "backward")
 
 
 def plan(names: list[str], checks: tuple[str, ...], *, input_shape: Optional[tuple[int, int, int]] = None,
          num_classes: Optional[int] = None,
-         second_sizes: bool = False) -> list[tuple[Variant, tuple[str, ...]]]:
-    """(variant, checks) for each run: each named variant at ``input_shape`` (default: its
-    own) with ``num_classes``; with ``second_sizes`` (and no ``input_shape``) also at its
-    second input size, with the checks of ``SECOND_SIZE_CHECKS`` that were asked for."""
+         second_sizes: bool = False) -> list[tuple[Variant, tuple[str, ...], bool]]:
+    """(variant, checks, is the second size) for each run: each named variant at
+    ``input_shape`` (default: its own) with ``num_classes``; with ``second_sizes`` (and no
+    ``input_shape``) also at its second input size, with the checks of
+    ``SECOND_SIZE_CHECKS`` that were asked for."""
     runs = []
     for name in names:
         variant = get_variant(name, num_classes=num_classes,
                               in_channels=input_shape[0] if input_shape else None,
                               input_size=input_shape[1:] if input_shape else None)
         infer(variant)  # a SpecError naming the layer, before anything runs
-        runs.append((variant, checks))
+        runs.append((variant, checks, False))
         if second_sizes and input_shape is None:
-            runs.append((second_size(variant), tuple(c for c in checks if c in SECOND_SIZE_CHECKS)))
+            runs.append((second_size(variant), tuple(c for c in checks if c in SECOND_SIZE_CHECKS),
+                         True))
     return runs
 
 
@@ -240,7 +244,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
     runs: list[VariantRun] = []
     all_checks = checks
     for entry in variants:
-        variant, checks = (get_variant(entry), all_checks) if isinstance(entry, str) else entry
+        variant, checks, second = ((get_variant(entry), all_checks, False) if isinstance(entry, str)
+                                   else (tuple(entry) + (False,))[:3])
         variant_name = variant.name
         weights = (given_weights or {}).get(variant_name) or init_weights(variant, seed)
         x = crosscheck_batch(variant, batch_size, seed)
@@ -250,6 +255,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         results: list[FrameworkRun] = []
         outputs: dict[str, dict[str, np.ndarray]] = {}
         for name in frameworks:
+            if second and name in witnesses:
+                continue  # see SECOND_SIZE_CHECKS
             if name in unavailable:
                 status, reason = unavailable[name]
                 results.append(FrameworkRun(name, status, reason))
@@ -263,7 +270,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         gradients: list[GradientRun] = []
         dropouts: list[DropoutRun] = []
         steps: list[StepRun] = []
-        skipped_checks = {name: [c for c in checks if c != "forward"] for name in witnesses}
+        skipped_checks = {name: [c for c in checks if c != "forward"]
+                          for name in witnesses if not second}
         skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
         for name, skipped in skipped_checks.items():
             say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
@@ -281,10 +289,10 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                     lambda verdict: GradientRun(name, FAIL, diagnosis=verdict.text)))
                 say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
                     f"{gradients[-1].seconds:5.1f}s")
-                # the shared masks above never run the framework's own Dropout: this does
-                dropouts.append(check_dropout(trainable[name], variant, weights, seed))
-                say(f"  {variant_name:<13} {name:<10} dropout  {dropouts[-1].status:<4} "
-                    f"{dropouts[-1].seconds:5.1f}s")
+                if not second:  # the shared masks never run the framework's own Dropout
+                    dropouts.append(check_dropout(trainable[name], variant, weights, seed))
+                    say(f"  {variant_name:<13} {name:<10} dropout  {dropouts[-1].status:<4} "
+                        f"{dropouts[-1].seconds:5.1f}s")
             if "step" in checks:
                 steps.append(check_steps(trainable[name], variant, weights, x, labels, masks,
                                          ref_chain))

@@ -144,7 +144,8 @@ def test_the_second_input_size_catches_what_the_native_one_cannot(monkeypatch):
     backend_or_skip("pytorch")
     patch_make_layer(monkeypatch, "pytorch", ceil_every_pool)
     runs = plan(["torchvision"], ("forward",), num_classes=4, second_sizes=True)
-    (native, _), (second, _) = runs
+    (native, _, _), (second, _, is_second) = runs
+    assert is_second
     assert second.input_shape != native.input_shape
     result = run_crosscheck(runs, ["pytorch"], device="cpu")
     assert [v.frameworks[0].status for v in result.variants] == [PASS, FAIL]
