@@ -101,12 +101,16 @@ def relu(x: np.ndarray, layer: ReLU, w: Weights) -> np.ndarray:
     return np.maximum(x, 0.0)
 
 
+def window_sum(v: np.ndarray, size: int) -> np.ndarray:
+    """Each channel's sum of ``v`` over the ``size`` channels centred on it (zero outside)."""
+    r = size // 2
+    padded = np.pad(v, ((0, 0), (r, r), (0, 0), (0, 0)))
+    return sum(padded[:, i:i + v.shape[1]] for i in range(size))
+
+
 def lrn(x: np.ndarray, layer: LRN, w: Weights) -> np.ndarray:
     """The paper's convention: alpha is not divided by the window size."""
-    r = layer.size // 2
-    sq = np.pad(x * x, ((0, 0), (r, r), (0, 0), (0, 0)))
-    window_sum = sum(sq[:, i:i + x.shape[1]] for i in range(layer.size))
-    return x / (layer.k + layer.alpha * window_sum) ** layer.beta
+    return x / (layer.k + layer.alpha * window_sum(x * x, layer.size)) ** layer.beta
 
 
 def pool_windows(x: np.ndarray, layer: MaxPool2d) -> tuple[np.ndarray, np.ndarray]:

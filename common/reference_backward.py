@@ -18,7 +18,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from common import reference
-from common.reference import Weights, adaptive_bins, conv_pads, pool_pads, pool_windows, windows
+from common.reference import (Weights, adaptive_bins, conv_pads, pool_pads, pool_windows, window_sum,
+                              windows)
 from common.spec import (
     LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Softmax, Variant,
 )
@@ -73,14 +74,8 @@ def relu(x, y, g, layer, w, scale=None):
 def lrn(x, y, g, layer: LRN, w, scale=None):
     """d = k + alpha * S, S_c = sum of a^2 over c's window; y = a * d^-beta. The window
     is symmetric, so j is in c's window exactly when c is in j's."""
-    r = layer.size // 2
-
-    def window_sum(v):
-        padded = np.pad(v, ((0, 0), (r, r), (0, 0), (0, 0)))
-        return sum(padded[:, i:i + v.shape[1]] for i in range(layer.size))
-
-    d = layer.k + layer.alpha * window_sum(x * x)
-    inner = window_sum(g * x * d ** (-layer.beta - 1))
+    d = layer.k + layer.alpha * window_sum(x * x, layer.size)
+    inner = window_sum(g * x * d ** (-layer.beta - 1), layer.size)
     return g * d ** -layer.beta - 2 * layer.alpha * layer.beta * x * inner, {}
 
 

@@ -22,12 +22,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from common.reference import adaptive_bins
 from common.shapes import infer, smallest_square_input
 from common.spec import AdaptiveAvgPool2d, Conv2d, MaxPool2d, SpecError, Variant
-
-
-def _bins(size: int, out: int) -> list[tuple[int, int]]:
-    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
 
 
 def _axis(variant: Variant, size: int) -> Optional[dict[str, str]]:
@@ -43,7 +40,7 @@ def _axis(variant: Variant, size: int) -> Optional[dict[str, str]]:
     for info in infos:
         layer = info.layer
         if isinstance(layer, AdaptiveAvgPool2d):
-            bins = _bins(info.in_shape[1], layer.output_size[0])
+            bins = adaptive_bins(info.in_shape[1], layer.output_size[0])
             overlap = any(b[0] < a[1] and b != a for a, b in zip(bins, bins[1:]))
             identity = bins == [(i, i + 1) for i in range(len(bins))]
             found[layer.name] = "overlap" if overlap else "identity" if identity else "disjoint"

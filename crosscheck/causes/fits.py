@@ -21,13 +21,6 @@ from common.spec import LRN, MaxPool2d
 from crosscheck.causes.base import EVIDENCE, Blamed, Hypotheses, fmt
 
 
-def window_sum(x: np.ndarray, size: int) -> np.ndarray:
-    """S: the sum of squares over ``size`` channels centred on each (zero outside)."""
-    r = size // 2
-    sq = np.pad(x * x, ((0, 0), (r, r), (0, 0), (0, 0)))
-    return sum(sq[:, i:i + x.shape[1]] for i in range(size))
-
-
 def rounded(value: float) -> float:
     """``value`` to 3 significant digits: a constant a port typed in, not float noise."""
     return float(f"{value:.3g}")
@@ -45,7 +38,7 @@ def lrn_fits(b: Blamed) -> dict[str, float]:
               & (ratio > 0))
     if usable.sum() < EVIDENCE:
         return {}
-    s, q = window_sum(x, layer.size)[usable], ratio[usable]
+    s, q = reference.window_sum(x * x, layer.size)[usable], ratio[usable]
     root = q ** (1.0 / layer.beta)  # = k + alpha * S
     big = s >= np.median(s)  # alpha is pinned down where alpha * S is largest
     base = np.log(layer.k + layer.alpha * s)
