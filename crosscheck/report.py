@@ -325,6 +325,8 @@ def terminal(run: CrosscheckRun) -> str:
         if v.steps:
             parts += [f"optimizer steps ({STEPS}, same batch and masks, labels shifted by a class "
                       f"per step; {probe_text(v.steps[0])}):", step_table(v)]
+            if v.steps_narrowed:
+                parts.insert(-1, f"  on the variant {v.steps_narrowed} (crosscheck/narrow.py)")
             parts += [step_line(s, backward_of(v, s.framework)) for s in v.steps] + [""]
         if v.fast_paths:
             parts += ["fast paths (the sessions 'alexnet bench' times, float32, dropout off):",
@@ -353,8 +355,10 @@ def markdown(run: CrosscheckRun) -> str:
             parts += [f"- {gradient_line(g)}" for g in v.gradients]
             parts += [f"- {dropout_line(d)}" for d in v.dropout] + [""]
         if v.steps:
-            parts += ["### optimizer steps", "", f"Probe settings: {probe_text(v.steps[0])}.", "",
-                      step_table(v, "markdown")]
+            parts += ["### optimizer steps", "", f"Probe settings: {probe_text(v.steps[0])}.", ""]
+            if v.steps_narrowed:
+                parts += [f"On the variant {v.steps_narrowed} (`crosscheck/narrow.py`).", ""]
+            parts += [step_table(v, "markdown")]
             parts += [f"- {step_line(s, backward_of(v, s.framework))}" for s in v.steps] + [""]
         if v.fast_paths:
             parts += ["### fast paths", "", fast_path_table(v, "markdown")]

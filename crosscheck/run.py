@@ -28,6 +28,7 @@ from crosscheck.compare import DEFAULT_TOLERANCES, LayerError, Tolerances, layer
 from crosscheck.dropout import DropoutRun, check_dropout
 from crosscheck.fastpath import FastPathRun, check_fast_paths
 from crosscheck.hypotheses import Cause, divergence_cause
+from crosscheck.narrow import narrow, narrowing
 from crosscheck.sizes import second_size
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
@@ -107,6 +108,8 @@ class VariantRun:
     skipped_checks: dict[str, list[str]] = field(default_factory=dict)
     #: each framework's own Dropout layers in train mode (part of the backward check)
     dropout: list[DropoutRun] = field(default_factory=list)
+    #: the widths the step check ran at, where they are not the variant's (crosscheck/narrow.py)
+    steps_narrowed: str = ""
 
     @property
     def failed(self) -> bool:
@@ -275,9 +278,14 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
         for name, skipped in skipped_checks.items():
             say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
-        if ("backward" in checks or "step" in checks) and trainable:
+        if "backward" in checks and trainable:
             labels, masks = gradient_inputs(variant, len(x), seed)
             ref_chain = reference_chain(variant, weights, x, labels, masks)
+        if "step" in checks and trainable:  # on the variant narrowed (crosscheck/narrow.py)
+            stepped = narrow(variant)
+            step_weights = weights if stepped is variant else init_weights(stepped, seed)
+            step_labels, step_masks = gradient_inputs(stepped, len(x), seed)
+            step_chain = reference_chain(stepped, step_weights, x, step_labels, step_masks)
         for name in frameworks:
             if name not in trainable:
                 continue
@@ -294,8 +302,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                     say(f"  {variant_name:<13} {name:<10} dropout  {dropouts[-1].status:<4} "
                         f"{dropouts[-1].seconds:5.1f}s")
             if "step" in checks:
-                steps.append(check_steps(trainable[name], variant, weights, x, labels, masks,
-                                         ref_chain))
+                steps.append(check_steps(trainable[name], stepped, step_weights, x, step_labels,
+                                         step_masks, step_chain))
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
         fast_paths: list[FastPathRun] = []
@@ -329,7 +337,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
                                results, pairs, ref_seconds, gradients, steps, training,
-                               fast_paths, skipped_checks, dropouts))
+                               fast_paths, skipped_checks, dropouts,
+                               narrowing(variant, stepped) if "step" in checks and trainable else ""))
     settings = {"variants": [f"{v.variant} {fmt_shape(v.input_shape)}" for v in runs],
                 "frameworks": frameworks, "checks": list(all_checks),
                 "device": device, "seed": seed,

@@ -11,9 +11,13 @@ import pytest
 from common.inputs import crosscheck_batch
 from common.optim import (ADAM_EPS_RAW, OPTIMIZERS, FrameworkOptimizer, ReferenceOptimizer,
                           framework_optimizer)
-from common.variants import get_variant
+from common.variants import get_variant, variant_names
+from common.shapes import infer, param_shapes
+from common.spec import Conv2d, Dense
 from common.weights import init_weights
 from crosscheck.backward import gradient_inputs, reference_chain
+from crosscheck.narrow import CONV_CHANNELS, HIDDEN_UNITS, narrow
+from crosscheck.run import run_crosscheck
 from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, check_steps
 from tests.conftest import backend_or_skip, device_for
 from tests.test_frameworks import odd_variant
@@ -27,6 +31,8 @@ SMALL = {
     "tf-benchmark-small": lambda: get_variant("tf-benchmark", num_classes=5, input_size=(67, 67)),
     "odd": odd_variant,
 }
+#: what the default crosscheck's step check runs: every registered variant narrowed
+NARROWED = {f"{name}-narrowed": (lambda name=name: narrow(get_variant(name))) for name in variant_names()}
 
 
 def step_run(backend, variant, **kwargs):
@@ -73,9 +79,9 @@ def test_adam_epsilon_forms_differ_by_the_bias_correction():
     assert not np.allclose(plain.weights["w"] - weights["w"], raw.weights["w"] - weights["w"], rtol=1e-2)
 
 
-@pytest.mark.parametrize("variant_name", list(SMALL))
+@pytest.mark.parametrize("variant_name", list(SMALL) + list(NARROWED))
 def test_optimizer_steps_match_reference(backend, variant_name):
-    run = step_run(backend, SMALL[variant_name]())
+    run = step_run(backend, {**SMALL, **NARROWED}[variant_name]())
     assert run.error is None, run.error
     assert run.status == "pass", (run.first_failure, run.loss_error, run.gradients_passed)
     assert {r.step for r in run.rows} == {1, STEPS} and {r.optimizer for r in run.rows} == set(OPTIMIZERS)
@@ -163,3 +169,73 @@ def test_a_framework_error_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(b.PyTorchBackend, "train_step", broken)
     run = step_run(backend, SMALL["cifar-small"]())
     assert run.status == "FAIL" and "boom" in run.error
+
+
+# --- the narrowed variants the default crosscheck's step check runs (crosscheck/narrow.py) ---
+
+@pytest.mark.parametrize("name", variant_names())
+def test_narrowing_keeps_every_layer_but_its_width(name):
+    variant = get_variant(name)
+    narrowed = narrow(variant)
+    assert narrowed.input_shape == variant.input_shape and narrowed.num_classes == variant.num_classes
+    assert set(param_shapes(narrowed)) == set(param_shapes(variant))  # every weight and bias
+    for wide, thin in zip(variant.layers, narrowed.layers, strict=True):
+        width = {"out_channels", "out_features"}
+        assert type(wide) is type(thin) and all(
+            getattr(wide, f) == getattr(thin, f) for f in wide.__dataclass_fields__ if f not in width)
+        if isinstance(wide, Conv2d):
+            assert thin.out_channels <= max(CONV_CHANNELS, 2 * wide.groups) and thin.out_channels % wide.groups == 0
+        if isinstance(wide, Dense) and wide.name != variant.logits_layer:
+            assert thin.out_features <= HIDDEN_UNITS
+    # the same shapes downstream of the convolutions: pooling, padding and flatten as wide
+    spatial = [info.out_shape[1:] for info in infer(variant) if len(info.out_shape) == 3]
+    assert spatial == [info.out_shape[1:] for info in infer(narrowed) if len(info.out_shape) == 3]
+    assert sum(np.prod(s) for s in param_shapes(narrowed).values()) < 2e6
+
+
+#: one planted optimizer bug per framework (the tests above, on cifar-small): each must fail
+#: the default crosscheck's step check on a narrowed full-size variant too
+PLANTED = {
+    "pytorch": lambda monkeypatch: patched_mapping(
+        monkeypatch, __import__("impls.pytorch.training", fromlist=["_"]), "pytorch", "sgd", dampening=0.1),
+    "tensorflow": lambda monkeypatch: patched_mapping(
+        monkeypatch, __import__("impls.tensorflow.training", fromlist=["_"]), "tensorflow", "sgd",
+        weight_decay=lambda spec: spec.weight_decay, decay_in_gradient=0.0),
+    "mxnet": lambda monkeypatch: monkeypatch.setattr(
+        __import__("mxnet").gluon.Trainer, "step",
+        (lambda original: lambda self, batch_size, **kw: original(self, 3, **kw))(
+            __import__("mxnet").gluon.Trainer.step)),
+}
+
+
+@pytest.mark.parametrize("framework", list(PLANTED))
+def test_the_crosscheck_step_check_on_a_narrowed_variant_catches_optimizer_bugs(monkeypatch, framework):
+    backend_or_skip(framework)
+    PLANTED[framework](monkeypatch)
+    variant = run_crosscheck(["paper"], [framework], checks=("step",)).variants[0]
+    assert variant.steps_narrowed.startswith("narrowed: conv1 96->16")
+    assert [f.status for f in variant.frameworks] == ["pass"]
+    assert variant.steps[0].status == "FAIL", "the planted bug went unnoticed"
+
+
+def test_a_bug_only_wider_than_the_narrowed_step_is_caught_at_full_width(monkeypatch):
+    """What the narrowed step check cannot see, the full-width checks do: a PyTorch loader
+    that loses conv2's output channels past the narrowed width passes the step check and
+    fails the forward and backward checks."""
+    backend = backend_or_skip("pytorch")
+    import torch
+    import impls.pytorch.backend as b
+    original = b.PyTorchBackend.build
+
+    def lossy(self, variant, weights):
+        model = original(self, variant, weights)
+        with torch.no_grad():
+            model.conv2.weight[CONV_CHANNELS:] = 0
+        return model
+
+    monkeypatch.setattr(b.PyTorchBackend, "build", lossy)
+    variant = run_crosscheck(["paper"], [backend.name], checks=("forward", "backward", "step"),
+                             ).variants[0]
+    assert variant.steps[0].status == "pass"
+    assert variant.frameworks[0].first_divergence.name == "conv2"
+    assert variant.gradients[0].status == "FAIL"
