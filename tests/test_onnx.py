@@ -90,3 +90,31 @@ def test_crosscheck_runs_a_witness_forward_only(witness):
     assert not (variant.gradients or variant.steps or variant.fast_paths)
     from crosscheck.report import terminal
     assert f"{witness} backward, step, fastpath: skipped: forward only" in terminal(run)
+
+
+def test_baked_graph_is_what_numpy_helper_makes(witness):
+    """``graph.bake`` fills each initializer in place (one copy of the weights fewer): the
+    serialized model is byte for byte the one ``numpy_helper.from_array`` tensors give."""
+    import onnx
+    from onnx import numpy_helper
+    from impls.onnx.graph import bake
+    _, model = exported(witness, "cifar-small")
+    expected = onnx.ModelProto()
+    expected.CopyFrom(model.graph)
+    kept = [i for i in expected.graph.input if i.name not in model.weights]
+    del expected.graph.input[:]
+    expected.graph.input.extend(kept)
+    expected.graph.initializer.extend(numpy_helper.from_array(value, name)
+                                      for name, value in model.weights.items())
+    assert bake(model.graph, model.weights).SerializeToString() == expected.SerializeToString()
+
+
+def test_torch_export_with_the_registry_kept_is_byte_identical(monkeypatch):
+    """Keeping torch's ATen -> ONNX registry between exports changes nothing in the graph."""
+    import contextlib
+    backend_or_skip("onnx-pytorch")
+    import impls.onnx.from_pytorch as from_pytorch
+    variant, weights = small_case("cifar-small")[:2]
+    cached = [from_pytorch.export(variant, weights).graph.SerializeToString() for _ in range(2)]
+    monkeypatch.setattr(from_pytorch, "torchlib_registry_once", contextlib.nullcontext)
+    assert cached[0] == cached[1] == from_pytorch.export(variant, weights).graph.SerializeToString()
