@@ -315,6 +315,8 @@ def terminal(run: CrosscheckRun) -> str:
     parts.append("")
     for v in run.variants:
         parts.append(f"== {v.variant}  input {fmt_shape(v.input_shape)}, {v.batch}")
+        if v.narrowed:
+            parts.append(f"  the second input size, on the variant {v.narrowed} (crosscheck/narrow.py)")
         parts.append(variant_table(v))
         parts += [framework_line(f) for f in v.frameworks] + skipped_lines(v) + pair_lines(v) + [""]
         if v.gradients:
@@ -346,8 +348,10 @@ def markdown(run: CrosscheckRun) -> str:
              f"Tolerances: relative L2 <= {tol.rel_l2:.0e}, normalized max <= {tol.norm_max:.0e} "
              f"against the float64 reference; x{tol.pairwise_factor:g} between frameworks.", ""]
     for v in run.variants:
-        parts += [f"## {v.variant}", "", f"Input {fmt_shape(v.input_shape)}, {v.batch}.", "",
-                  variant_table(v, "markdown")]
+        parts += [f"## {v.variant}", "", f"Input {fmt_shape(v.input_shape)}, {v.batch}.", ""]
+        if v.narrowed:
+            parts += [f"The second input size, on the variant {v.narrowed} (`crosscheck/narrow.py`).", ""]
+        parts += [variant_table(v, "markdown")]
         parts += [f"- {line}" for line in (framework_line(f) for f in v.frameworks)]
         parts += [f"- {line}" for line in skipped_lines(v) + pair_lines(v)] + [""]
         if v.gradients:

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from common import reference, reference_backward
+from common.release import release
 from common.inputs import crosscheck_batch
 from common.shape_table import fmt_shape
 from common.shapes import infer
@@ -110,6 +111,8 @@ class VariantRun:
     dropout: list[DropoutRun] = field(default_factory=list)
     #: the widths the step check ran at, where they are not the variant's (crosscheck/narrow.py)
     steps_narrowed: str = ""
+    #: the widths every check of this run had, where they are not the variant's (the second size)
+    narrowed: str = ""
 
     @property
     def failed(self) -> bool:
@@ -186,7 +189,9 @@ DEFAULT_CHECKS = ("forward", "backward", "step", "fastpath")
 #: what runs at each variant's second input size (``crosscheck.sizes``): the layers' code is
 #: what depends on the size; the optimizer, the benchmark session and a Dropout layer's rate
 #: do not. The forward-only ONNX witnesses run at the native size only (their export costs
-#: ~4 s a variant, and the default run must stay within 15% of its time before sizes came).
+#: ~4 s a variant). The second size runs on the variant narrowed (``crosscheck.narrow``):
+#: the size-dependent code (pool rounding, SAME padding, adaptive bins) does not depend on
+#: the width, which the native size checks in full.
 SECOND_SIZE_CHECKS = ("forward", "backward")
 
 
@@ -195,7 +200,7 @@ def plan(names: list[str], checks: tuple[str, ...], *, input_shape: Optional[tup
          second_sizes: bool = False) -> list[tuple[Variant, tuple[str, ...], bool]]:
     """(variant, checks, is the second size) for each run: each named variant at
     ``input_shape`` (default: its own) with ``num_classes``; with ``second_sizes`` (and no
-    ``input_shape``) also at its second input size, with the checks of
+    ``input_shape``) also at its second input size, narrowed, with the checks of
     ``SECOND_SIZE_CHECKS`` that were asked for."""
     runs = []
     for name in names:
@@ -205,8 +210,8 @@ def plan(names: list[str], checks: tuple[str, ...], *, input_shape: Optional[tup
         infer(variant)  # a SpecError naming the layer, before anything runs
         runs.append((variant, checks, False))
         if second_sizes and input_shape is None:
-            runs.append((second_size(variant), tuple(c for c in checks if c in SECOND_SIZE_CHECKS),
-                         True))
+            runs.append((narrow(second_size(variant)),
+                         tuple(c for c in checks if c in SECOND_SIZE_CHECKS), True))
     return runs
 
 
@@ -268,6 +273,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                                                     tolerances)
             results.append(run)
             divergence = run.first_divergence
+            release()  # the model just dropped (common/release.py)
             say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
         gradients: list[GradientRun] = []
@@ -295,15 +301,18 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                     lambda: check_gradients(trainable[name], variant, weights, x, labels, masks,
                                             ref_chain),
                     lambda verdict: GradientRun(name, FAIL, diagnosis=verdict.text)))
+                release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
                     f"{gradients[-1].seconds:5.1f}s")
                 if not second:  # the shared masks never run the framework's own Dropout
                     dropouts.append(check_dropout(trainable[name], variant, weights, seed))
+                    release()  # the model just dropped (common/release.py)
                     say(f"  {variant_name:<13} {name:<10} dropout  {dropouts[-1].status:<4} "
                         f"{dropouts[-1].seconds:5.1f}s")
             if "step" in checks:
                 steps.append(check_steps(trainable[name], stepped, step_weights, x, step_labels,
                                          step_masks, step_chain))
+                release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
         fast_paths: list[FastPathRun] = []
@@ -316,6 +325,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                                                    tolerances))
                 plain = [r.status for r in results + gradients if r.framework == name]
                 fast_paths[-1].plain_passed = all(status == PASS for status in plain)
+                release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} fastpath {fast_paths[-1].status:<4} "
                     f"{fast_paths[-1].seconds:5.1f}s")
         training: list[ParityRun] = []
@@ -338,7 +348,8 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                                f"{batch_size} seeded normal images + 1 photograph",
                                results, pairs, ref_seconds, gradients, steps, training,
                                fast_paths, skipped_checks, dropouts,
-                               narrowing(variant, stepped) if "step" in checks and trainable else ""))
+                               narrowing(variant, stepped) if "step" in checks and trainable else "",
+                               narrowing(_registered(variant), variant) if second else ""))
     settings = {"variants": [f"{v.variant} {fmt_shape(v.input_shape)}" for v in runs],
                 "frameworks": frameworks, "checks": list(all_checks),
                 "device": device, "seed": seed,
@@ -346,6 +357,12 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                 "framework_details": details,
                 "python": sys.version.split()[0]}
     return CrosscheckRun(runs, settings, tolerances, environment_errors)
+
+
+def _registered(variant: Variant) -> Variant:
+    """The registry's ``variant`` at the same input and classes: its full widths."""
+    return get_variant(variant.name, num_classes=variant.num_classes, in_channels=variant.input_shape[0],
+                       input_size=variant.input_shape[1:])
 
 
 def all_frameworks() -> list[str]:
