@@ -67,6 +67,9 @@ class Chain:
     param_grads: dict[str, np.ndarray]
     #: layer -> what the framework raised there (e.g. after a shape mismatch upstream)
     errors: dict[str, str] = field(default_factory=dict)
+    #: of a reference chain: pool layer -> (its input, ``max_pool_ties`` of it), made once
+    #: and read by every framework's comparison in both modes
+    ties: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -162,11 +165,17 @@ def run_chain(backend, model, variant: Variant, x: np.ndarray, labels: np.ndarra
     return chain
 
 
-def _untied(grad: np.ndarray, ref_grad: np.ndarray, pool_input: np.ndarray, info: LayerInfo):
-    """Both gradients with the ambiguous max-pool tie positions zeroed."""
+def _untied(grad: np.ndarray, ref_grad: np.ndarray, pool_input: np.ndarray, info: LayerInfo,
+            ref: Chain):
+    """Both gradients with the ambiguous max-pool tie positions zeroed. The ties of the
+    reference's ``pool_input`` are kept in ``ref`` (the same for every framework and mode)."""
     if grad.shape != ref_grad.shape:
         return grad, ref_grad  # layer_error reports the shape mismatch
-    ties = max_pool_ties(pool_input, info.layer)
+    known = ref.ties.get(info.name)
+    if known is None or known[0] is not pool_input:
+        known = ref.ties[info.name] = (pool_input, max_pool_ties(
+            np.asarray(pool_input, np.float64), info.layer))
+    ties = known[1]
     return np.where(ties, 0.0, grad), np.where(ties, 0.0, ref_grad)
 
 
@@ -192,7 +201,7 @@ def compare_chains(variant: Variant, got: Chain, ref: Chain, x: np.ndarray,
         grad, ref_grad = got.input_grads.get(info.name), ref.input_grads[info.name]
         if isinstance(info.layer, MaxPool2d) and grad is not None:
             pool_input = x if i == 0 else ref.outputs[infos[i - 1].name]
-            grad, ref_grad = _untied(grad, ref_grad, np.asarray(pool_input, np.float64), info)
+            grad, ref_grad = _untied(grad, ref_grad, pool_input, info, ref)
         if isolated or i == 0:
             add(info, prefix + "dL/din", grad, ref_grad)
         for key in (f"{info.name}.weight", f"{info.name}.bias"):
@@ -203,7 +212,7 @@ def compare_chains(variant: Variant, got: Chain, ref: Chain, x: np.ndarray,
             grad, ref_grad = got.output_grads.get(info.name), ref.output_grads[info.name]
             if (i + 1 < len(infos) and isinstance(infos[i + 1].layer, MaxPool2d)
                     and grad is not None):
-                grad, ref_grad = _untied(grad, ref_grad, ref.outputs[info.name], infos[i + 1])
+                grad, ref_grad = _untied(grad, ref_grad, ref.outputs[info.name], infos[i + 1], ref)
             add(info, "dL/dout", grad, ref_grad)
     return rows
 
