@@ -43,9 +43,14 @@ def init_weights(variant: Variant, seed: int = 0) -> Weights:
         if key.endswith(".weight"):
             fan_in = int(np.prod(shape[1:]))
             gain = OUTPUT_LAYER_GAIN if key == output_weight else 1.0
-            value = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in) * gain
+            # in place: (value * std) * gain as before, bit for bit, without two float64
+            # temporaries of fc6's size (300 MB each, most of the time in page faults)
+            value = rng.standard_normal(shape)
+            value *= np.sqrt(2.0 / fan_in)
+            value *= gain
         else:
-            value = rng.standard_normal(shape) * 0.1
+            value = rng.standard_normal(shape)
+            value *= 0.1
         weights[key] = value.astype(np.float32)
     return weights
 
