@@ -9,7 +9,9 @@ and for the first Dense after a Flatten, C*H*W <-> Keras's H*W*C input order; an
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
+from typing import Optional
 
 import keras
 import numpy as np
@@ -70,10 +72,37 @@ def from_native(model: keras.Sequential, arrays: Weights) -> Weights:
     return canonical
 
 
+#: the last weights ``load_canonical`` converted: (what the conversion depended on, weak
+#: references to the canonical arrays, their Keras-layout copies). A crosscheck builds one
+#: variant's weights into a Keras model five times (forward, backward, dropout, fast path,
+#: ONNX export) and the dense transposes were most of each build. One entry: the Keras
+#: copies of one variant's weights, and the canonical arrays are not kept alive by it.
+_LAST_LOADED: Optional[tuple[tuple, list[weakref.ref], Weights]] = None
+
+
+def _native_to_load(model: keras.Sequential, canonical: Weights) -> Weights:
+    """``to_native(model, canonical)``, reusing the last result for the very same arrays
+    into a model of the same layers, converted by the same functions (a test that plants
+    a conversion bug by replacing one gets its own conversion)."""
+    global _LAST_LOADED
+    context = (to_native, dense_to_keras, oihw_to_hwio, tuple(flatten_inputs(model).items()),
+               tuple((key, type(model.get_layer(key.rsplit(".", 1)[0])), np.shape(v), v.dtype)
+                     for key, v in canonical.items()))
+    if _LAST_LOADED is not None:
+        last_context, refs, native = _LAST_LOADED
+        if last_context == context and len(refs) == len(canonical) and all(
+                ref() is value for ref, value in zip(refs, canonical.values())):
+            return native
+    _LAST_LOADED = None  # the old copies go before the new ones are made
+    native = to_native(model, canonical)
+    _LAST_LOADED = (context, [weakref.ref(v) for v in canonical.values()], native)
+    return native
+
+
 def load_canonical(model: keras.Sequential, weights: Weights) -> None:
     """Copy canonical weights into ``model`` (strict: every key must match)."""
     _check_keys(model, weights)
-    native = to_native(model, {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
+    native = _native_to_load(model, {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()})
     check_weight_shapes({key: None if v is None else tuple(v.shape)
                          for key, v in keyed_variables(model).items()},
                         {key: v.shape for key, v in native.items()})
