@@ -315,6 +315,9 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                 release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
+        # the chains' float64 gradients (490 MB on a full-size variant) are done with
+        ref_chain = step_chain = None
+        release()
         fast_paths: list[FastPathRun] = []
         if "fastpath" in checks and trainable:
             labels, _ = gradient_inputs(variant, len(x), seed)
@@ -328,6 +331,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                 release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} fastpath {fast_paths[-1].status:<4} "
                     f"{fast_paths[-1].seconds:5.1f}s")
+            ref_grads = None
         training: list[ParityRun] = []
         if "train" in checks and trainable:
             batches = parity_batches(variant, seed=seed)
