@@ -3,12 +3,15 @@
 The settings below are the package's only ones for MXNet; Python runs this file
 before any submodule, so ``model``, ``convert`` and ``backend`` import mxnet after it.
 
-oneDNN is off by default: in MXNet 1.9.1's CPU build, a convolution whose output goes
-through ReLU, LRN and max pooling in one autograd graph gets a wrong gradient (relative
-error 0.4 to 1.3 on ``paper`` and ``tf-benchmark``), while each op alone is right. The
-crosscheck's step check found it; ``tests/test_frameworks.py`` keeps a reproduction, so
-the day it passes this can go. Without oneDNN MXNet runs its own kernels, as fast
-here for AlexNet. Set ``MXNET_MKLDNN_ENABLED=1`` before importing to have it back.
+oneDNN stays on, MXNet's default on the CPU and its fast kernels, except for LRN: in
+MXNet 1.9.1, LRN's backward reads an output gradient that arrives in oneDNN's blocked
+layout (from a convolution or max pool after the LRN) as plain NCHW, so every AlexNet with
+LRN got a wrong gradient (docs/mxnet-onednn-bug.md). ``model.LocalResponseNorm`` computes
+LRN from a square, a sum pool and a power instead of ``F.LRN``, and ``bench.MXNetBench``
+takes dropout-off gradients in train mode (oneDNN's max pooling keeps no argmax after a
+predict-mode forward). ``tests/test_frameworks.py`` checks the shipped model's gradients
+against float64 and keeps the bug's reproduction, to tell when it is fixed.
+``MXNET_MKLDNN_ENABLED=0`` before importing runs MXNet's own kernels instead.
 """
 
 import os
@@ -16,6 +19,5 @@ import os
 import numpy as np
 
 np.bool = bool  # mxnet 1.9.1 reads np.bool, removed in numpy 1.24: restore it before importing mxnet
-os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")
-# Without oneDNN MXNet logs a "storage type fallback" paragraph for every new operator.
+# With MXNET_MKLDNN_ENABLED=0 MXNet logs a "storage type fallback" paragraph for every new operator.
 os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")

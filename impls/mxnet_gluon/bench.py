@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import mxnet as mx
 import numpy as np
 from mxnet import autograd
+from mxnet.gluon import nn
 
 from common.spec import Variant
 from common.weights import Weights
@@ -30,8 +31,8 @@ class MXNetBench:
                  labels: np.ndarray, ctx: mx.Context, fast: FastPaths, precision: Precision) -> None:
         if precision == "bf16":
             raise FrameworkUnavailable(
-                "mxnet: 1.9.1 computes bfloat16 only through oneDNN (CPU), which is off here "
-                "because of its gradient bug (impls/mxnet_gluon/__init__.py); no bf16 on GPUs")
+                "mxnet: 1.9.1 computes bfloat16 only through oneDNN (CPUs with AVX-512), and this "
+                "package does not cast its Gluon models to it; no bf16 on GPUs")
         if precision == "tf32":
             if ctx.device_type != "gpu":
                 raise FrameworkUnavailable("mxnet: tf32 is a GPU tensor-core mode; use fp32 on the CPU")
@@ -40,23 +41,24 @@ class MXNetBench:
         self.model = build(variant)
         n_logits = len(variant.up_to_logits().layers)
         self.logits_net = self.model if n_logits == len(variant.layers) else self.model.layers[:n_logits]
-        if fast.hybridize:
-            for net in (self.model, self.logits_net):
-                net.hybridize(static_alloc=True, static_shape=True)
+        self.applied = {"hybridize": fast.hybridize}
+        self._hybridize()
         self.x = mx.nd.array(x, ctx=ctx, dtype=np.float32)
         self.labels = mx.nd.array(labels, ctx=ctx)
-        self.applied = {"hybridize": fast.hybridize}
+
+    def _hybridize(self) -> None:
+        """The fast path; it also makes the next call trace the graphs afresh."""
+        if self.applied["hybridize"]:
+            for net in (self.model, self.logits_net):
+                net.hybridize(static_alloc=True, static_shape=True)
 
     def forward(self) -> None:
         self.model(self.x)  # outside autograd.record: predict mode
 
-    def _backward(self, training: bool) -> None:
-        with autograd.record(train_mode=training):
+    def train(self) -> None:
+        with autograd.record(train_mode=True):
             loss = cross_entropy(self.logits_net(self.x), self.labels)
         loss.backward()
-
-    def train(self) -> None:
-        self._backward(training=True)
 
     def sync(self) -> None:
         mx.nd.waitall()
@@ -65,7 +67,22 @@ class MXNetBench:
         return self.model(self.x).asnumpy()
 
     def gradients(self) -> Weights:
-        self._backward(training=False)  # dropout off: comparable with the float64 reference
+        # Dropout off, to compare with the float64 reference, but in train mode: after a
+        # predict-mode forward oneDNN's max pooling has no argmax workspace, and its backward
+        # sends each window's gradient to the window's first element (apache/mxnet#10994).
+        # Gluon's Dropout at rate 0 is the identity; _hybridize retraces the graphs.
+        dropouts: list[nn.Dropout] = []
+        self.model.apply(lambda block: dropouts.append(block) if isinstance(block, nn.Dropout) else None)
+        rates = [block._rate for block in dropouts]
+        try:
+            for block in dropouts:
+                block._rate = 0.0
+            self._hybridize()
+            self.train()
+        finally:
+            for block, rate in zip(dropouts, rates):
+                block._rate = rate
+            self._hybridize()
         return {key: param.grad(self.ctx).asnumpy() for key, param in parameters(self.model).items()}
 
     def matmul(self, n: int) -> Callable[[], None]:

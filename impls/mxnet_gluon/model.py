@@ -7,7 +7,8 @@ graph) around a ``HybridSequential``; each child's prefix is its spec name, so
 parameters read ``alexnet0_conv1_weight``. Gluon's layouts are the canonical ones
 (OIHW kernels, (out, in) dense weights, C*H*W flatten). Every Conv2D and Dense is
 given its input size, so parameters are created at ``initialize()``, not deferred.
-Two blocks patch MXNet: asymmetric (SAME) conv padding and ceil-mode pool cropping.
+Three blocks patch MXNet: asymmetric (SAME) conv padding, ceil-mode pool cropping, and
+LRN, written out because ``F.LRN``'s gradient is wrong with oneDNN.
 """
 
 from __future__ import annotations
@@ -57,25 +58,25 @@ def mxnet_pool_output(size: int, layer: MaxPool2d) -> int:
 
 
 class LocalResponseNorm(nn.HybridBlock):
-    """``F.LRN`` across channels; takes the alpha that MXNet divides by ``size``.
+    """LRN across channels, ``x / (k + alpha / size * S) ** beta``, ``S`` the sum of ``x**2``
+    over the ``size`` channels centred on each one (zero outside): ``F.LRN``'s formula, and
+    like it this takes the alpha that MXNet divides by ``size``.
 
-    MXNet rejects a window wider than the channels ("local size must be smaller than
-    nchannels"); the spec's window is zero outside the channels, so such an input gets
-    zero channels on both sides up to ``size`` and the result is cropped back: exact."""
+    Written out as ``torch.nn.functional.local_response_norm`` does it (a sum pool of the
+    squares along the channel axis) rather than ``F.LRN``: with oneDNN, MXNet 1.9.1's LRN
+    backward reads an output gradient in oneDNN's blocked layout (from a convolution or max
+    pool after it) as plain NCHW, a wrong gradient (docs/mxnet-onednn-bug.md). The pool's zero
+    padding also takes a window wider than the channels, which ``F.LRN`` rejects."""
 
-    def __init__(self, size: int, alpha: float, beta: float, k: float, channels: int,
-                 **kwargs) -> None:
+    def __init__(self, size: int, alpha: float, beta: float, k: float, **kwargs) -> None:
         super().__init__(**kwargs)
-        self._args = dict(nsize=size, alpha=alpha, beta=beta, knorm=k)
-        self._channels = channels
-        self._pad = max(-(-(size - channels) // 2), 0)
+        self._size, self._alpha, self._beta, self._k = size, alpha, beta, k
 
     def hybrid_forward(self, F, x):
-        if not self._pad:
-            return F.LRN(x, **self._args)
-        zeros = F.repeat(F.zeros_like(F.slice_axis(x, axis=1, begin=0, end=1)), self._pad, axis=1)
-        out = F.LRN(F.concat(zeros, x, zeros, dim=1), **self._args)
-        return F.slice_axis(out, axis=1, begin=self._pad, end=self._pad + self._channels)
+        squares = F.expand_dims(F.square(x), axis=1)  # (N, 1, C, H, W): pool along C
+        window_sum = F.Pooling(squares, kernel=(self._size, 1, 1), stride=(1, 1, 1),
+                               pad=(self._size // 2, 0, 0), pool_type="sum")
+        return x / (self._k + self._alpha / self._size * F.squeeze(window_sum, axis=1)) ** self._beta
 
 
 class AdaptiveAvgPool2D(nn.HybridBlock):
@@ -111,7 +112,7 @@ def make_layer(info: LayerInfo, prefix: str) -> nn.HybridBlock:
         return nn.Activation("relu", prefix=prefix)
     if isinstance(layer, LRN):
         return LocalResponseNorm(layer.size, lrn_alpha_divided_by_size(layer), layer.beta, layer.k,
-                                 channels=info.in_shape[0], prefix=prefix)
+                                 prefix=prefix)
     if isinstance(layer, MaxPool2d):
         args = (layer.kernel, layer.stride, layer.padding)
         kwargs = dict(ceil_mode=layer.ceil_mode, prefix=prefix)
