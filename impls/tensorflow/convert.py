@@ -72,30 +72,35 @@ def from_native(model: keras.Sequential, arrays: Weights) -> Weights:
     return canonical
 
 
-#: the last weights ``load_canonical`` converted: (what the conversion depended on, weak
-#: references to the canonical arrays, their Keras-layout copies). A crosscheck builds one
-#: variant's weights into a Keras model five times (forward, backward, dropout, fast path,
-#: ONNX export) and the dense transposes were most of each build. One entry: the Keras
-#: copies of one variant's weights, and the canonical arrays are not kept alive by it.
-_LAST_LOADED: Optional[tuple[tuple, list[weakref.ref], Weights]] = None
+#: the last conversions ``load_canonical`` made, newest first: (what the conversion depended
+#: on, weak references to the canonical arrays, their Keras-layout copies). A crosscheck
+#: builds one variant's weights into a Keras model five times (forward, backward, dropout,
+#: fast path, ONNX export) and the dense transposes were most of each build. At most two
+#: entries and one of them over ``SMALL`` bytes: one full-size variant's Keras copies, which
+#: the step check's narrowed weights (built between the backward and fast-path checks) do
+#: not push out. The canonical arrays are not kept alive by it.
+_LOADED: list[tuple[tuple, list[weakref.ref], Weights]] = []
+SMALL = 16 << 20
 
 
 def _native_to_load(model: keras.Sequential, canonical: Weights) -> Weights:
-    """``to_native(model, canonical)``, reusing the last result for the very same arrays
+    """``to_native(model, canonical)``, reusing an earlier result for the very same arrays
     into a model of the same layers, converted by the same functions (a test that plants
     a conversion bug by replacing one gets its own conversion)."""
-    global _LAST_LOADED
     context = (to_native, dense_to_keras, oihw_to_hwio, tuple(flatten_inputs(model).items()),
                tuple((key, type(model.get_layer(key.rsplit(".", 1)[0])), np.shape(v), v.dtype)
                      for key, v in canonical.items()))
-    if _LAST_LOADED is not None:
-        last_context, refs, native = _LAST_LOADED
+    for i, (last_context, refs, native) in enumerate(_LOADED):
         if last_context == context and len(refs) == len(canonical) and all(
                 ref() is value for ref, value in zip(refs, canonical.values())):
+            _LOADED.insert(0, _LOADED.pop(i))
             return native
-    _LAST_LOADED = None  # the old copies go before the new ones are made
+    big = lambda arrays: sum(np.asarray(v).nbytes for v in arrays.values()) > SMALL  # noqa: E731
+    if big(canonical):  # the old full-size copies go before the new ones are made
+        _LOADED[:] = [entry for entry in _LOADED if not big(entry[2])]
     native = to_native(model, canonical)
-    _LAST_LOADED = (context, [weakref.ref(v) for v in canonical.values()], native)
+    _LOADED.insert(0, (context, [weakref.ref(v) for v in canonical.values()], native))
+    del _LOADED[2:]
     return native
 
 
