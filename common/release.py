@@ -6,6 +6,11 @@ runs it and drops it. Python frees the model only when its reference cycles are 
 rather than returning them, so without this the crosscheck's resident memory grew by about
 a gigabyte per variant (measured: TensorFlow 1.2 -> 4.8 GB over four full-size variants,
 steady at 2.1 GB with it; MXNet 1.1 -> 4.0 GB, steady at 1.6 GB).
+
+A collection scans every object that lives: with three frameworks and two ONNX exporters
+imported, ~520K of them, 0.4-0.55 s per ``gc.collect()``. ``freeze`` moves what lives once
+the frameworks are loaded out of the collector's sight (``gc.freeze``) and ``thaw`` brings
+it back, so a collection between checks sees only what the checks made (~2 ms).
 """
 
 from __future__ import annotations
@@ -33,3 +38,14 @@ def release() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def freeze() -> None:
+    """Collect, then hide every surviving object from later collections (``thaw`` undoes it)."""
+    gc.collect()
+    gc.freeze()
+
+
+def thaw() -> None:
+    """Undo ``freeze``: what was hidden can be collected again once unreachable."""
+    gc.unfreeze()

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from common import reference, reference_backward
-from common.release import release
+from common.release import freeze, release, thaw
 from common.inputs import crosscheck_batch
 from common.shape_table import fmt_shape
 from common.shapes import infer
@@ -246,6 +246,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
             unavailable[name] = (ERROR, f"{name}: import failed: {exc}")
             environment_errors.append(unavailable[name][1])
 
+    freeze()  # the frameworks' own objects: not scanned by each release() (common/release.py)
     # forward-only witnesses (impls.base.WITNESSES) take part in the forward check alone
     witnesses = [name for name, backend in backends.items() if is_forward_only(backend)]
     trainable = {name: backend for name, backend in backends.items() if name not in witnesses}
@@ -354,6 +355,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                                fast_paths, skipped_checks, dropouts,
                                narrowing(variant, stepped) if "step" in checks and trainable else "",
                                narrowing(_registered(variant), variant) if second else ""))
+    thaw()
     settings = {"variants": [f"{v.variant} {fmt_shape(v.input_shape)}" for v in runs],
                 "frameworks": frameworks, "checks": list(all_checks),
                 "device": device, "seed": seed,
