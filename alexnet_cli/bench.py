@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from alexnet_cli.args import choice_list, non_negative_int, positive_int
-from benchmark.config import MODES, BenchConfig
+from benchmark.config import MATMUL_SIZE, MODES, BenchConfig
+from common.footprint import activations_on_host, bench_estimate, refuse_if_too_big
 from common.variants import get_variant
 from impls.base import FRAMEWORKS, PRECISIONS, FastPaths
 
@@ -72,7 +73,7 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from benchmark import report
     from benchmark.run import run_bench
 
-    get_variant(args.variant)  # an unknown variant is a usage error before any worker starts
+    variant = get_variant(args.variant)  # an unknown variant: a usage error before any worker starts
     if args.precision == "tf32" and args.device == "cpu":
         print("alexnet bench: error: tf32 is a GPU tensor-core mode; use --precision fp32 or "
               "bf16 on the CPU", file=sys.stderr)
@@ -86,6 +87,12 @@ def run_bench_command(args: argparse.Namespace) -> int:
         return 2
     for path in (args.json, args.plot):
         _check_output(path, args.force)
+    on_host = activations_on_host(args.device)
+    refuse_if_too_big(
+        bench_estimate(variant, args.framework, args.mode, activations_on_host=on_host,
+                       matmul_size=args.matmul_size or MATMUL_SIZE["cpu" if on_host else "gpu"]),
+        args.batch_size, f"--batch-size {args.batch_size}"
+        + (f" with --matmul-size {args.matmul_size}" if args.matmul_size else ""))
     config = BenchConfig(
         variant=args.variant, batch_size=args.batch_size, device=args.device, warmup=args.warmup,
         iters=args.iters, modes=tuple(m for m in MODES if m in args.mode), precision=args.precision,

@@ -7,6 +7,7 @@ import sys
 from typing import Optional, Sequence
 
 from common.data import DataError
+from common.footprint import FootprintError
 from common.spec import SpecError
 from impls.base import FrameworkUnavailable
 from training.run_dir import RunDirError
@@ -34,7 +35,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, DataError, RunDirError, FrameworkUnavailable, FileExistsError, OSError) as exc:
+    except (SpecError, DataError, RunDirError, FrameworkUnavailable, FootprintError, FileExistsError,
+            OSError) as exc:
         if args.debug:
             raise
         print(f"alexnet {args.command}: error: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alexnet_cli.args import non_negative_int, positive_float, positive_int
 from common.data import DATASETS
+from common.footprint import activations_on_host, refuse_if_too_big, train_estimate
 from common.optim import OPTIMIZERS
 from common.variants import variant_names
 from impls.base import FRAMEWORKS
@@ -71,6 +72,11 @@ def run_train(args: argparse.Namespace) -> int:
         print("alexnet train: error: --resume needs --out, the directory of the run to continue",
               file=sys.stderr)
         return 2
+    refuse_if_too_big(train_estimate(args.variant, args.framework, args.dataset,
+                                     optimizer=args.optimizer, subset=args.subset,
+                                     checkpoints=args.out is not None,
+                                     activations_on_host=activations_on_host(args.device)),
+                      args.batch_size, f"--batch-size {args.batch_size}")
     config = TrainConfig(args.framework, args.variant, args.dataset, args.data_dir, args.epochs,
                          args.batch_size, args.optimizer, args.lr, args.seed, args.device,
                          args.out, args.force, args.resume, args.augment, args.subset,

@@ -6,10 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.footprint import crosscheck_estimate, refuse_if_too_big
 from common.spec import SpecError
 from common.variants import get_variant, variant_names
 from common.weights import WeightsError, load_weights
 from crosscheck.compare import Tolerances
+from crosscheck.parity import PARITY_BATCH
 from crosscheck.report import prepare_report_dir, terminal, write_reports
 from crosscheck.run import (CHECKS, DEFAULT_CHECKS, SECOND_SIZE_CHECKS, all_frameworks,
                             known_frameworks, plan, run_crosscheck)
@@ -96,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
     # an input too small for a variant is a SpecError here, before anything is written
     runs = plan(args.variant, tuple(args.check), input_shape=args.input, num_classes=args.num_classes,
                 second_sizes=not (args.native_only or args.weights is not None))
+    # a batch or input that cannot fit is refused before anything big is allocated
+    refuse_if_too_big(crosscheck_estimate(runs, args.framework, parity_images=PARITY_BATCH),
+                      args.batch_size, f"--batch-size {args.batch_size}"
+                      + (f" at --input {'x'.join(map(str, args.input))}" if args.input else ""))
     if args.report is not None:  # fail before the run, not after it
         prepare_report_dir(args.report, args.force)
     progress = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))

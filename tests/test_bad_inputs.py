@@ -216,6 +216,7 @@ class Case:
     needs: tuple[str, ...] = ()  # frameworks the case reaches
     as_root: str = ""  # reason to skip when running as root (permission bits are ignored)
     marks: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)  # environment variables set for the case
 
 
 def _p(t: Path, rel: str) -> str:
@@ -288,6 +289,22 @@ case("crosscheck-input-too-small", lambda t: CROSS + ["--input", "3x4x4", "--rep
 for text in ("0", "-3", "ten"):
     usage(f"crosscheck-num-classes-{text}", lambda t, x=text: CROSS + ["--num-classes", x],
           "expected a positive integer")
+# memory (common.footprint): refused before anything big is allocated or any report written
+FITS = ("(estimate)", "is available", "the largest batch that fits is")
+case("crosscheck-batch-size-absurd",
+     lambda t: CROSS + ["--batch-size", "100000000", "--report", _p(t, "r")],
+     ("--batch-size 100000000 needs about",) + FITS)
+case("crosscheck-input-absurd", lambda t: CROSS + ["--input", "3x100000x100000"],
+     ["at --input 3x100000x100000 needs about", "not even batch 1 fits",
+      "parameters of cifar-small at 3x100000x100000 alone need about"])
+case("crosscheck-num-classes-absurd", lambda t: CROSS + ["--num-classes", "100000000000"],
+     ["not even batch 1 fits", "parameters of cifar-small at 3x32x32 alone"])
+# sizes a broken estimate would let run in seconds (an absurd one fails to allocate at once)
+case("crosscheck-batch-size-over-the-limit", lambda t: CROSS + ["--batch-size", "1000"],
+     ("--batch-size 1000 needs about", "is available (ALEXNET_MEMORY_LIMIT=1G)") + FITS[2:],
+     env={"ALEXNET_MEMORY_LIMIT": "1G"})
+case("crosscheck-memory-limit-not-a-size", lambda t: CROSS, "ALEXNET_MEMORY_LIMIT='lots' is not a memory size",
+     env={"ALEXNET_MEMORY_LIMIT": "lots"})
 
 # train
 TRAIN = ["train", "--framework", "pytorch", "--variant", SMALL, "--dataset", "digits",
@@ -302,6 +319,14 @@ usage("train-unknown-dataset", lambda t: TRAIN + ["--dataset", "imagenet"], "inv
 usage("train-unknown-framework", lambda t: TRAIN + ["--framework", "caffe"], "invalid choice")
 usage("train-unknown-variant", lambda t: TRAIN + ["--variant", "nope"], "invalid choice")
 usage("train-resume-and-force", lambda t: TRAIN + ["--resume", "--force"], "not allowed with")
+# a training batch never holds more than the training split: a limit makes all of it too much
+# (cifar-small's 1,348 digits in one batch: ~0.8 GiB if a broken estimate let it run)
+case("train-batch-size-absurd",
+     lambda t: ["train", "--framework", "pytorch", "--variant", SMALL, "--dataset", "digits",
+                "--epochs", "1", "--device", "cpu", "--quiet", "--batch-size", "100000000",
+                "--out", _p(t, "run")],
+     ("--batch-size 100000000 (a batch of all 1,348 training images) needs about",) + FITS,
+     env={"ALEXNET_MEMORY_LIMIT": "500M"})
 FM = ["train", "--framework", "pytorch", "--variant", SMALL, "--dataset", "fashion-mnist",
       "--device", "cpu", "--quiet", "--data-dir"]
 case("train-fashion-no-data-dir", lambda t: FM[:-1], "needs --data-dir")
@@ -402,6 +427,11 @@ BENCH = ["bench", "--framework", "pytorch", "--variant", SMALL, "--device", "cpu
 for flag, text in (("--batch-size", "0"), ("--iters", "0"), ("--iters", "-3"), ("--matmul-size", "0"),
                    ("--batch-size", "1e9")):
     usage(f"bench{flag}-{text}", lambda t, f=flag, x=text: BENCH + [f, x], "expected a positive integer")
+case("bench-batch-size-absurd", lambda t: BENCH + ["--batch-size", "100000000", "--json", _p(t, "b.json")],
+     ("--batch-size 100000000 needs about",) + FITS)
+case("bench-matmul-size-absurd", lambda t: BENCH + ["--matmul-size", "10000000"],
+     ["--batch-size 32 with --matmul-size 10000000 needs about", "not even batch 1 fits",
+      "the 10000000x10000000 peak-measuring matmul alone need about"])
 usage("bench-warmup-abc", lambda t: BENCH + ["--warmup", "abc"], "invalid int value")
 case("bench-warmup-negative", lambda t: BENCH + ["--warmup", "-1"], "--warmup must be 0 or more")
 usage("bench-seed-negative", lambda t: BENCH + ["--seed", "-1"], "expected an integer 0 or more")
@@ -554,6 +584,8 @@ def test_bad_input_is_a_clean_exit_2(tmp_path, capsys, monkeypatch, bad: Case):
     for framework in bad.needs:
         backend_or_skip(framework)
     monkeypatch.chdir(tmp_path)  # nothing may land in the working directory either
+    for name, value in bad.env.items():
+        monkeypatch.setenv(name, value)
     for make in bad.files:
         make(tmp_path)
     before = snapshot(tmp_path)
