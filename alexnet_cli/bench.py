@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alexnet_cli.args import choice_list, non_negative_int, positive_int
 from benchmark.config import MATMUL_SIZE, MODES, BenchConfig
-from common.footprint import activations_on_host, bench_estimate, refuse_if_too_big
+from footprint.estimate import activations_on_host, bench_estimate, refuse_if_too_big
 from common.variants import get_variant
 from impls.base import FRAMEWORKS, PRECISIONS, FastPaths
 

@@ -7,7 +7,7 @@ import sys
 from typing import Optional, Sequence
 
 from common.data import DataError
-from common.footprint import FootprintError
+from footprint.estimate import FootprintError
 from common.spec import SpecError
 from impls.base import FrameworkUnavailable
 from training.run_dir import RunDirError

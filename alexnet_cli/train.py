@@ -9,7 +9,7 @@ from pathlib import Path
 
 from alexnet_cli.args import non_negative_int, positive_float, positive_int
 from common.data import DATASETS
-from common.footprint import activations_on_host, refuse_if_too_big, train_estimate
+from footprint.estimate import activations_on_host, refuse_if_too_big, train_estimate
 from common.optim import OPTIMIZERS
 from common.variants import variant_names
 from impls.base import FRAMEWORKS

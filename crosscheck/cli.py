@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common.footprint import crosscheck_estimate, refuse_if_too_big
+from footprint.estimate import crosscheck_estimate, refuse_if_too_big
 from common.spec import SpecError
 from common.variants import get_variant, variant_names
 from common.weights import WeightsError, load_weights

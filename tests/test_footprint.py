@@ -1,4 +1,4 @@
-"""The memory estimate of each command (``common.footprint``): linear in the batch, its
+"""The memory estimate of each command (``footprint.estimate``): linear in the batch, its
 largest fitting batch exact, the memory read from the machine or ``ALEXNET_MEMORY_LIMIT``,
 a command refused up front when it cannot fit, and a real run within ``MEASURED_FACTOR``
 of the estimate."""
@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from alexnet_cli.main import main
-from common import footprint
-from common.footprint import (GiB, MiB, Estimate, FootprintError, available_memory,
+from footprint import estimate as footprint
+from footprint.estimate import (GiB, MiB, Estimate, FootprintError, available_memory,
                               bench_estimate, cgroup_headroom, crosscheck_estimate, format_bytes,
                               inspect_estimate, parse_size, refuse_if_too_big, train_estimate)
-from common.footprint_calibration import measured_peak
+from footprint.calibration import measured_peak
 from common.variants import get_variant
 from crosscheck.parity import PARITY_BATCH
 from crosscheck.run import DEFAULT_CHECKS, plan

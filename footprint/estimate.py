@@ -50,7 +50,7 @@ LIMIT_ENV = "ALEXNET_MEMORY_LIMIT"
 #                           / (params(paper) - params(cifar-small))
 #     the rest            = PROCESS_BASE + the imports (checked against PACKAGE_IMPORT)
 # and a share held once against one per framework from runs with one and with three.
-# ``python -m common.footprint_calibration [crosscheck|bench|train] [--cache FILE]`` runs
+# ``python -m footprint.calibration [crosscheck|bench|train] [--cache FILE]`` runs
 # those commands (crosscheck: 34 runs, ~12 minutes; bench 5, ~5; train 15, ~8) and prints
 # each constant as measured next to its value here. After a change to what a command holds
 # (the crosscheck releasing each framework's state when its check is done, say), run it
@@ -147,7 +147,7 @@ PARITY_PARAM = Share(once=3 * 8, per_framework=3 * 4)
 #: package, the framework and its fast path's machinery (XLA, hybridization). The intercepts
 #: of ``alexnet bench --framework pytorch,mxnet,tensorflow --iters 1 --warmup 0 --json``
 #: (each worker's peak RSS after each mode) on torchvision at batch 4 and 16 and on
-#: cifar-small at 4 (``python -m common.footprint_calibration bench``): 274-284, 227-232,
+#: cifar-small at 4 (``python -m footprint.calibration bench``): 274-284, 227-232,
 #: 660-722 MiB.
 BENCH_WORKER: dict[str, int] = {"pytorch": 285 * MiB, "mxnet": 235 * MiB, "tensorflow": 725 * MiB}
 #: bench: bytes per activation element of one image in each mode, by framework, from the
@@ -172,7 +172,7 @@ MATMUL_MATRICES = 3
 
 #: train: one process with one framework. ``alexnet train --framework F --dataset digits
 #: --subset 32 --epochs 1 --device cpu`` on paper (1x227x227, 10 classes) at batch 4 and
-#: 16 and on cifar-small at 4 (``python -m common.footprint_calibration train`` for
+#: 16 and on cifar-small at 4 (``python -m footprint.calibration train`` for
 #: pytorch). Its RSS before the batch and the parameters (Python, the package, the
 #: framework, scikit-learn's digits, the training loop): measured pytorch 385, mxnet 237,
 #: tensorflow 614 MiB.

@@ -1,8 +1,8 @@
-"""Measure the constants of ``common.footprint`` again: short runs of each command at two
+"""Measure the constants of ``footprint.estimate`` again: short runs of each command at two
 batch sizes (and on two variants), their peak RSS, and the slopes and intercepts fitted to
-them, printed next to the values in ``common.footprint``.
+them, printed next to the values in ``footprint.estimate``.
 
-Usage: ``python -m common.footprint_calibration [crosscheck|bench|train ...] [--cache FILE]``
+Usage: ``python -m footprint.calibration [crosscheck|bench|train ...] [--cache FILE]``
 (all three by default). Each run is one process at a time, on the CPU; the whole set takes
 ~15 minutes on 2 cores. ``--cache`` keeps every measured peak in a JSON file and reuses it,
 so an interrupted calibration goes on where it stopped (delete the file to measure afresh).
@@ -20,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from common import footprint
-from common.footprint import MiB, activation_elements, params_of
+from footprint import estimate as footprint
+from footprint.estimate import MiB, activation_elements, params_of
 from common.spec import Variant
 from common.variants import get_variant
 
@@ -242,7 +242,7 @@ def calibrate_train(cache: Cache, say: Callable[[str], None]) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.footprint_calibration",
+    parser = argparse.ArgumentParser(prog="python -m footprint.calibration",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("commands", nargs="*", metavar="COMMAND",
                         help=f"what to calibrate: {', '.join(COMMANDS)} (default: all three)")
