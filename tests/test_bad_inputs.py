@@ -289,7 +289,7 @@ case("crosscheck-input-too-small", lambda t: CROSS + ["--input", "3x4x4", "--rep
 for text in ("0", "-3", "ten"):
     usage(f"crosscheck-num-classes-{text}", lambda t, x=text: CROSS + ["--num-classes", x],
           "expected a positive integer")
-# memory (common.footprint): refused before anything big is allocated or any report written
+# memory (footprint.estimate): refused before anything big is allocated or any report written
 FITS = ("(estimate)", "is available", "the largest batch that fits is")
 case("crosscheck-batch-size-absurd",
      lambda t: CROSS + ["--batch-size", "100000000", "--report", _p(t, "r")],
