@@ -30,14 +30,15 @@ def lrn_input_grad(then_conv: bool) -> np.ndarray:
     y.backward(mx.nd.array(g))
     return xa.grad.asnumpy()
 
-def window_sum(v):
+
+def window_sum(v: np.ndarray) -> np.ndarray:
     """Sum over the NSIZE channels centred on each channel (zero outside)."""
     r = NSIZE // 2
     p = np.pad(v, ((0, 0), (r, r), (0, 0), (0, 0)))
     return sum(p[:, i:i + C] for i in range(NSIZE))
 
 
-def lrn_backward(x, g):
+def lrn_backward(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """d(sum g * x / d^beta)/dx with d = K + ALPHA / NSIZE * window_sum(x^2), in float64."""
     d = K + ALPHA / NSIZE * window_sum(x * x)
     return g * d ** -BETA - 2 * ALPHA / NSIZE * BETA * x * window_sum(g * x * d ** (-BETA - 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.spec import Variant
 from common.weights import init_weights
 from crosscheck.compare import DEFAULT_TOLERANCES, layer_error
 from tests.conftest import VARIANTS, case
@@ -118,7 +119,7 @@ def test_mxnet_onednn_lrn_backward_bug(onednn):
         assert then_conv < 1e-5, out
 
 
-def lrn_variant(order: str):
+def lrn_variant(order: str) -> Variant:
     """``paper`` at 67x67: each LRN before its max pool ("lrn-pool", the paper's and
     ``tf-benchmark``'s order) or after it ("pool-lrn", CaffeNet's), where the LRN's output
     gradient comes from a max pool's backward or from a convolution's."""
