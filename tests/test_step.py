@@ -115,30 +115,45 @@ def patched_mapping(monkeypatch, module, framework: str, kind: str, cls: str = "
     monkeypatch.setattr(module, "framework_optimizer", wrong)
 
 
+def plant_keras_decoupled_decay(monkeypatch) -> None:
+    """Keras's own (decoupled) weight_decay in place of the coupled decay added to the gradient."""
+    import impls.tensorflow.training as training
+    patched_mapping(monkeypatch, training, "tensorflow", "sgd",
+                    weight_decay=lambda spec: spec.weight_decay, decay_in_gradient=0.0)
+
+
+def plant_torch_dampening(monkeypatch) -> None:
+    """torch.optim.SGD given a momentum dampening of 0.1."""
+    import impls.pytorch.training as training
+    patched_mapping(monkeypatch, training, "pytorch", "sgd", dampening=0.1)
+
+
+def plant_gluon_step_by_batch_size(monkeypatch) -> None:
+    """trainer.step(batch_size) on a loss that is already the batch mean."""
+    from mxnet import gluon
+    original = gluon.Trainer.step
+    monkeypatch.setattr(gluon.Trainer, "step", lambda self, batch_size, **kw: original(self, 3, **kw))
+
+
 def test_keras_decoupled_weight_decay_is_caught_at_step_3(monkeypatch):
     """Keras's own weight_decay is decoupled: identical to coupled L2 at the first SGD
     step, different once momentum carries the decay term."""
     backend = backend_or_skip("tensorflow")
-    import impls.tensorflow.training as training
-    patched_mapping(monkeypatch, training, "tensorflow", "sgd",
-                    weight_decay=lambda spec: spec.weight_decay, decay_in_gradient=0.0)
+    plant_keras_decoupled_decay(monkeypatch)
     assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", STEPS)
 
 
 def test_torch_momentum_dampening_is_caught_at_step_3(monkeypatch):
     """torch's dampening is skipped at the first step, so only later steps show it."""
     backend = backend_or_skip("pytorch")
-    import impls.pytorch.training as training
-    patched_mapping(monkeypatch, training, "pytorch", "sgd", dampening=0.1)
+    plant_torch_dampening(monkeypatch)
     assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", STEPS)
 
 
 def test_gluon_trainer_step_by_batch_size_is_caught_at_step_1(monkeypatch):
     """trainer.step(batch_size) divides an already-averaged gradient again."""
     backend = backend_or_skip("mxnet")
-    from mxnet import gluon
-    original = gluon.Trainer.step
-    monkeypatch.setattr(gluon.Trainer, "step", lambda self, batch_size, **kw: original(self, 3, **kw))
+    plant_gluon_step_by_batch_size(monkeypatch)
     assert_caught_at(step_run(backend, SMALL["cifar-small"]()), "sgd", 1)
 
 
@@ -195,17 +210,8 @@ def test_narrowing_keeps_every_layer_but_its_width(name):
 
 #: one planted optimizer bug per framework (the tests above, on cifar-small): each must fail
 #: the default crosscheck's step check on a narrowed full-size variant too
-PLANTED = {
-    "pytorch": lambda monkeypatch: patched_mapping(
-        monkeypatch, __import__("impls.pytorch.training", fromlist=["_"]), "pytorch", "sgd", dampening=0.1),
-    "tensorflow": lambda monkeypatch: patched_mapping(
-        monkeypatch, __import__("impls.tensorflow.training", fromlist=["_"]), "tensorflow", "sgd",
-        weight_decay=lambda spec: spec.weight_decay, decay_in_gradient=0.0),
-    "mxnet": lambda monkeypatch: monkeypatch.setattr(
-        __import__("mxnet").gluon.Trainer, "step",
-        (lambda original: lambda self, batch_size, **kw: original(self, 3, **kw))(
-            __import__("mxnet").gluon.Trainer.step)),
-}
+PLANTED = {"pytorch": plant_torch_dampening, "tensorflow": plant_keras_decoupled_decay,
+           "mxnet": plant_gluon_step_by_batch_size}
 
 
 @pytest.mark.parametrize("framework", list(PLANTED))
