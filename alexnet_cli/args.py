@@ -61,3 +61,11 @@ def chw(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(f"expected CxHxW with positive integers, e.g. 3x224x224; "
                                          f"got {text!r}")
     return values  # type: ignore[return-value]
+
+
+def add_tolerances(parser: argparse.ArgumentParser, rel_l2: float, norm_max: float) -> None:
+    """The float64 comparison's two tolerances (crosscheck.compare.Tolerances), as options."""
+    parser.add_argument("--rel-l2-tol", type=positive_float, default=rel_l2,
+                        help="relative L2 tolerance against float64 (default %(default)g)")
+    parser.add_argument("--norm-max-tol", type=positive_float, default=norm_max,
+                        help="normalized max-error tolerance against float64 (default %(default)g)")

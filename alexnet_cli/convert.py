@@ -39,15 +39,17 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _check_output(path: Path, source: Path, force: bool) -> None:
-    if path.resolve() == source.resolve():
-        raise WeightsError(f"--to {path} is the file being read; write to another file")
+def check_output(path: Path, source: Path | None, force: bool, option: str = "--to") -> None:
+    """Refuse an output path that cannot or must not be written (exists without ``force``,
+    is ``source``, a directory, in a missing or read-only folder), with a clear message."""
+    if source is not None and path.resolve() == source.resolve():
+        raise WeightsError(f"{option} {path} is the file being read; write to another file")
     if path.is_dir():
-        raise WeightsError(f"--to {path} is a directory; give a file name")
+        raise WeightsError(f"{option} {path} is a directory; give a file name")
     if path.exists() and not force:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     if path.parent.exists() and not path.parent.is_dir():
-        raise WeightsError(f"--to {path}: {path.parent} is a file, not a folder; write into a folder")
+        raise WeightsError(f"{option} {path}: {path.parent} is a file, not a folder; write into a folder")
     if not path.parent.is_dir():
         raise WeightsError(f"the folder {path.parent} does not exist; create it first")
     if not os.access(path.parent, os.W_OK):
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     variant = get_variant(args.variant, num_classes=args.num_classes)
     (source_fmt, source_path), (target_fmt, target_path) = (parse_location(args.source),
                                                             parse_location(args.target))
-    _check_output(target_path, source_path, args.force)
+    check_output(target_path, source_path, args.force)
     for framework in {source_fmt.framework, target_fmt.framework} - {None}:
         load_backend(framework)  # not installed: a clear error before anything is read
 

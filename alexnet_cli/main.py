@@ -10,11 +10,12 @@ from common.data import DataError
 from footprint.estimate import FootprintError
 from common.spec import SpecError
 from impls.base import FrameworkUnavailable
+from impls.foreign import ForeignModelError
 from training.run_dir import RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alexnet_cli import bench, convert, shapes, train
+    from alexnet_cli import bench, convert, inspect_model, shapes, train
     from crosscheck import cli as crosscheck_cli
 
     parser = argparse.ArgumentParser(
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parser(sub)
     bench.add_parser(sub)
     convert.add_parser(sub)
+    inspect_model.add_parser(sub)
     return parser
 
 
@@ -36,7 +38,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except (SpecError, DataError, RunDirError, FrameworkUnavailable, FootprintError, FileExistsError,
-            OSError) as exc:
+            ForeignModelError, OSError) as exc:
         if args.debug:
             raise
         print(f"alexnet {args.command}: error: {exc}", file=sys.stderr)

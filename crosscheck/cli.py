@@ -15,7 +15,7 @@ from crosscheck.parity import PARITY_BATCH
 from crosscheck.report import prepare_report_dir, terminal, write_reports
 from crosscheck.run import (CHECKS, DEFAULT_CHECKS, SECOND_SIZE_CHECKS, all_frameworks,
                             known_frameworks, plan, run_crosscheck)
-from alexnet_cli.args import chw, choice_list, non_negative_int, positive_float, positive_int
+from alexnet_cli.args import add_tolerances, chw, choice_list, non_negative_int, positive_int
 
 
 def framework_list(text: str) -> list[str]:
@@ -71,10 +71,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write crosscheck.json and crosscheck.md into DIR")
     p.add_argument("--force", action="store_true", help="overwrite existing report files")
-    p.add_argument("--rel-l2-tol", type=positive_float, default=Tolerances.rel_l2,
-                   help="relative L2 tolerance against float64 (default %(default)g)")
-    p.add_argument("--norm-max-tol", type=positive_float, default=Tolerances.norm_max,
-                   help="normalized max-error tolerance against float64 (default %(default)g)")
+    add_tolerances(p, Tolerances.rel_l2, Tolerances.norm_max)
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
