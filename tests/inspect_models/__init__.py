@@ -1,0 +1,1 @@
+"""AlexNets written by others, in each framework, for alexnet inspect's tests."""
