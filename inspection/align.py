@@ -140,7 +140,22 @@ def align(variant: Variant, obs: Sequence[Observation], expected: dict[str, np.n
             j -= 1
         else:
             i -= 1
+    _move_fused(layers, matched)
     return dict(sorted(matched.items(), key=lambda kv: [l.name for l in layers].index(kv[0])))
+
+
+def _move_fused(layers: Sequence[Layer], matched: dict[str, Observation]) -> None:
+    """A weighted layer's output matched to its spec layer where a ReLU follows unseen, but
+    holding no negative value, is that ReLU's (a framework's activation='relu' fused in):
+    with seeded weights and normal inputs a convolution or dense output always has negatives.
+    Values cannot tell this where the model diverged upstream."""
+    for index, layer in enumerate(layers[:-1]):
+        after = layers[index + 1]
+        obs = matched.get(layer.name)
+        if (isinstance(layer, (Conv2d, Dense)) and isinstance(after, ReLU) and obs is not None
+                and obs.layer is not None and after.name not in matched and obs.array.size
+                and float(obs.array.min()) >= 0.0):
+            matched[after.name] = matched.pop(layer.name)
 
 
 def unmatched(obs: Sequence[Observation], matched: dict[str, Observation]) -> list[str]:

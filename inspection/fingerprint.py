@@ -13,6 +13,7 @@ precision, and the next best is kept as the evidence that it stood out.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -46,9 +47,12 @@ class Finding:
         if self.from_shapes:
             return "by the reference's shape arithmetic; no recomputed output matched the values"
         said = f"matched to {self.error:.1e}" if self.matched else f"closest, at {self.error:.2g}"
-        said += f"; the spec's {self.layer} gives {self.spec_error:.2g}"
+        said += (f"; the spec's {self.layer} has another shape" if math.isinf(self.spec_error)
+                 else f"; the spec's {self.layer} gives {self.spec_error:.2g}")
         if self.next_best is not None:
-            said += f"; next best {self.next_best[1]:.2g}: {self.next_best[0]}"
+            text, error = self.next_best
+            said += (f"; equally matched: {text}" if error <= MATCH
+                     else f"; next best {error:.2g}: {text}")
         return said
 
 
@@ -64,6 +68,9 @@ class LayerCheck:
     error: LayerError
     passed: bool
     finding: Optional[Finding] = None
+    #: False where the spec's layer cannot take the model's input at all (a width changed
+    #: upstream, so the model kept its own weights there): not judged
+    checked: bool = True
 
 
 def _apply(layers: Sequence[Layer], x: np.ndarray, weights: Weights) -> list[np.ndarray]:
@@ -90,7 +97,10 @@ def check_layers(variant: Variant, weights: Weights, x: np.ndarray, matched: dic
             got = obs.canonical()
             checks.append(LayerCheck(layer.name, tuple(l.name for l in segment), obs.label,
                                      tuple(got.shape[1:]), LayerError(np.inf, np.inf, np.inf,
-                                     f"the spec's layers cannot take this input: {exc}"), False))
+                                     f"the spec's {segment[0].name} cannot take the model's "
+                                     f"{'x'.join(map(str, previous.shape[1:]))} input (the model "
+                                     f"keeps its own weights there)"), False,
+                                     checked=False))
             start, previous = index + 1, got.astype(np.float64)
             continue
         got = obs.canonical(outs[-1].shape[1:])
@@ -130,7 +140,7 @@ def ranked(variant: Variant, weights: Weights, segment: Sequence[Layer], outs: S
                     continue
                 if output.shape == observed.shape:
                     found.append((rel_l2(observed, output), text, layer.name, output))
-    found.sort(key=lambda item: item[0])
+    found.sort(key=lambda item: item[0])  # stable: equals stay in the order proposed
     return found
 
 
@@ -146,9 +156,10 @@ def fingerprint(variant: Variant, weights: Weights, segment: Sequence[Layer],
     expected = outs[-1]
     spec_error = rel_l2(observed, expected)
     found = ranked(variant, weights, segment, outs, observed)
-    # one text per convention: the same bug may be proposed twice (a fit and its rounding)
-    unique = list({text: (error, text, layer, output) for error, text, layer, output in reversed(found)}.values())
-    unique.sort(key=lambda item: item[0])
+    # one text per convention (a fit and its rounding may propose the same), the likelier
+    # (proposed first) where two match equally
+    seen: set[str] = set()
+    unique = [item for item in found if not (item[1] in seen or seen.add(item[1]))]
     if unique:
         error, text, layer, output = unique[0]
         matched = (error <= MATCH and error * SEPARATION <= spec_error

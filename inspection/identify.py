@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from common import reference
 from common.spec import Conv2d, Dense, Flatten, SpecError, Variant
 from common.variants import get_variant, variant_names
+from crosscheck.causes.shapes import weight_shape_cause
 from impls.foreign import ParamLayer
 
 #: the cost of a difference that changes the function (channels, kernel, width, groups)
@@ -149,8 +150,12 @@ def compare(name: str, layers: Sequence[ParamLayer], kinds: Sequence[str],
         expected = math.prod(shapes[fc.name])
         got = pairs[fc.name].weight_shape[1]
         if got != expected:
-            differences.append(Difference(fc.name, f"{fc.name} takes {got:,} inputs where {name} "
-                                          f"gives {expected:,} at {size[0]}x{size[1]}", CHANGES))
+            # the shape arithmetic names the upstream change that would give this width
+            cause = weight_shape_cause(variant, f"{fc.name}.weight", (fc.out_features, expected),
+                                       (fc.out_features, got))
+            text = (cause.text if cause is not None else
+                    f"{fc.name} takes {got:,} inputs where {name} gives {expected:,}")
+            differences.append(Difference(fc.name, f"{text} (at {size[0]}x{size[1]})", CHANGES))
     differences += _kind_evidence(variant, kinds)
     adjusted = replace(variant, layers=tuple(adjusted_layers.get(l.name, l) for l in variant.layers))
     return Candidate(variant, pairs, differences, adjusted)

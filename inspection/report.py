@@ -25,12 +25,21 @@ def verdict(r: Inspection) -> str:
     name = r.candidate.variant.name
     if r.exact:
         return f"computes `{name}` exactly (every layer within float32 precision of float64)"
-    parts = [d.text for d in r.candidate.changes() if d.cost >= 1.0]
+    parts = []
     same: dict[str, list] = {}  # one convention at several layers is said once
     for c in r.failing():
         f = c.finding
         if f is not None and f.matched:
             same.setdefault(_unnamed(f.text, f.layer), []).append(f)
+    reshaped = [f.layer for found in same.values() for f in found if math.isinf(f.spec_error)]
+    for d in r.candidate.changes():
+        if d.cost < 1.0:
+            continue
+        if reshaped and " takes " in d.text:  # a width that follows from a shape found below
+            d_text = d.text.split(":")[0] + f" (it follows from {reshaped[0]}'s output shape)"
+            parts.append(d_text)
+        else:
+            parts.append(d.text)
     for text, found in same.items():
         layers = " and ".join(f.layer for f in found)
         evidence = found[0].evidence() if len(found) == 1 else _evidence_of_several(found)
@@ -86,7 +95,9 @@ def terminal(r: Inspection, quiet: bool = False) -> str:
         spec = "+".join(k.segment) if len(k.segment) > 1 else k.layer
         lines.append(f"  {spec:<14} {k.observed_as:<{width}} {'x'.join(map(str, k.shape)):<14} "
                      f"{_sci(k.error.rel_l2):>8} {_sci(k.error.norm_max):>8}  "
-                     f"{'ok' if k.passed else 'DIFFERS'}")
+                     f"{'ok' if k.passed else 'DIFFERS' if k.checked else 'not checked'}")
+    for k in r.unchecked():
+        lines.append(f"not checked: {k.layer}: {k.error.problem}")
     if r.unmatched:
         lines.append("not in the spec (not checked): " + ", ".join(r.unmatched))
     unseen = [l.name for l in v.layers if all(l.name not in k.segment for k in r.checks)]

@@ -58,12 +58,15 @@ class Inspection:
         return (self.candidate.same_function and all(c.passed for c in self.checks)
                 and bool(self.checks))
 
+    def unchecked(self) -> list[LayerCheck]:
+        return [c for c in self.checks if not c.checked]
+
     @property
     def exit_code(self) -> int:
         return 0 if self.exact else 1
 
     def failing(self) -> list[LayerCheck]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if not c.passed and c.checked]
 
 
 Progress = Optional[Callable[[str], None]]
@@ -116,7 +119,7 @@ def identify_model(target: Target, *, input_shape: Optional[tuple[int, int, int]
     best = found[0][0][0]
     seen, chosen = set(), []
     for key, model, candidate in found:
-        if key[0] <= best + TIE and candidate.variant.name not in seen and len(chosen) < MAX_CHECKED:
+        if key[0] < best + TIE and candidate.variant.name not in seen and len(chosen) < MAX_CHECKED:
             seen.add(candidate.variant.name)
             chosen.append((model, candidate))
     return chosen
@@ -161,6 +164,22 @@ def _order(model: ForeignModel, candidate: identify.Candidate, variant: Variant,
     return "chw", "not seen; C*H*W assumed"
 
 
+def _flattened_to_chw(obs: list[align.Observation], variant: Variant,
+                      candidate: identify.Candidate) -> None:
+    """Reorder, in place, the model's flattened vectors (those of the map's width, before its
+    first dense layer's output) from H*W*C to the spec's C*H*W: the order is a layout the
+    first dense layer's weights absorb, not a divergence."""
+    chw = _flatten_map_of(variant)
+    fc = identify.first_dense_after_flatten(variant)
+    model_fc = candidate.pairs[fc.name].name
+    width = chw[0] * chw[1] * chw[2]
+    for o in obs:
+        if o.layer == model_fc:
+            break
+        if o.array.ndim == 2 and o.array.shape[1] == width:
+            o.array = flatten.unflatten_columns(o.array, "hwc", chw)
+
+
 def _flatten_input_layer(variant: Variant) -> str:
     names = [l.name for l in variant.layers]
     index = next(i for i, l in enumerate(variant.layers) if isinstance(l, Flatten))
@@ -193,6 +212,8 @@ def check_candidate(model: ForeignModel, candidate: identify.Candidate, *, own_w
     expected = reference.forward(variant, weights, x)
     owner = {layer.name: spec for spec, layer in candidate.pairs.items()}
     obs = align.observations(x, captured, set(owner))
+    if order != "chw":  # the model's flattened vectors, in the spec's order from here on
+        _flattened_to_chw(obs, variant, candidate)
     matched = align.align(variant, obs, expected, owner)
     checks = check_layers(variant, weights, x, matched, tolerances)
     return Inspection(target, framework, model.description, candidate, variant, weights, own_weights,
@@ -210,17 +231,26 @@ def inspect(target: Target, *, variant: Optional[str] = None,
     flatten_forced = mapping.pop("flatten", None)
     chosen = identify_model(target, input_shape=input_shape, names=[variant] if variant else None,
                             mapping=mapping, progress=progress)
-    results = []
+    results, refused = [], []
     for model, candidate in chosen:
         if progress:
             progress(f"checking as {candidate.variant.name}")
-        results.append(check_candidate(model, candidate, own_weights=own_weights, seed=seed,
-                                       batch_size=batch_size, flatten_forced=flatten_forced,
-                                       tolerances=tolerances, target=target.text,
-                                       framework=target.framework, progress=progress))
+        try:
+            results.append(check_candidate(model, candidate, own_weights=own_weights, seed=seed,
+                                           batch_size=batch_size, flatten_forced=flatten_forced,
+                                           tolerances=tolerances, target=target.text,
+                                           framework=target.framework, progress=progress))
+        except ForeignModelError as exc:  # a model built for one input refuses another's
+            if not results and len(chosen) == len(refused) + 1:
+                raise
+            refused.append(f"{candidate.variant.name}: {exc}")
+            continue
+        if results[-1].exact:
+            break  # the model computes this one: no other candidate can do better
     results.sort(key=lambda r: (not r.exact, len(r.failing()), r.candidate.cost))
     best = results[0]
     best.others = [(r.candidate.variant.name, len(r.failing())) for r in results[1:]]
+    best.notes += [f"not checked as {said}" for said in refused]
     best.seconds = time.perf_counter() - start
     return best
 

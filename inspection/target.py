@@ -43,6 +43,19 @@ class Target:
         return wrap(self.factory(), self.text)
 
 
+def _numpy_for_mxnet() -> None:
+    """MXNet 1.9 reads ``np.bool``, which NumPy 1.24 removed: a user's file that imports mxnet
+    would fail before any adapter of ours is imported (impls/mxnet_gluon/__init__.py does the
+    same for this package's own MXNet code)."""
+    import warnings
+
+    import numpy as np
+    with warnings.catch_warnings():  # NumPy warns that np.bool will come back, differently
+        warnings.simplefilter("ignore", FutureWarning)
+        if not hasattr(np, "bool"):
+            np.bool = bool
+
+
 def _module_from_file(path: Path, text: str):
     if not path.is_file():
         raise TargetError(f"--model {text}: no file {path}")
@@ -64,6 +77,7 @@ def _module_from_file(path: Path, text: str):
 def resolve(text: str) -> Callable[[], object]:
     """The object TARGET names (``file.py:factory`` or ``module:factory``, dotted attributes
     allowed after the colon)."""
+    _numpy_for_mxnet()
     where, colon, attribute = text.rpartition(":")
     if not colon or not where or not attribute:
         raise TargetError(f"--model {text!r}: expected path/to/file.py:factory or "

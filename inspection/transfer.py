@@ -60,6 +60,8 @@ def to_model(candidate: Candidate, variant: Variant, weights: Weights, order: st
             weight = block_diagonal(weight, layer.groups)
         if fc is not None and layer.name == fc.name:
             weight = flatten_columns(weight, order, chw)
+        if weight.shape != model.weight_shape:
+            continue  # it takes another width (a change upstream): the model keeps its own
         out[model.name] = (weight, weights[f"{layer.name}.bias"] if model.has_bias else None)
     return out
 

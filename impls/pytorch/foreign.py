@@ -19,7 +19,9 @@ def _own_weight(module: torch.nn.Module) -> Optional[tuple[str, Optional[str]]]:
     """(weight name, bias name or None) of the parameters ``module`` holds itself: a 4-D
     (convolution) or 2-D (dense) weight, preferably called ``weight``, and a 1-D bias of
     its output size."""
-    own = dict(module.named_parameters(recurse=False))
+    # a Lazy layer's parameters have no shape before the first call
+    own = {n: p for n, p in module.named_parameters(recurse=False)
+           if not isinstance(p, torch.nn.parameter.UninitializedParameter)}
     weights = [n for n, p in own.items() if p.dim() in (2, 4)]
     if not weights:
         return None
@@ -38,10 +40,11 @@ class TorchModel:
         self.description = type(model).__name__
         self.order: list[str] = []  # names of the weighted modules, as the last pass ran them
         self.watched = {name: m for name, m in model.named_modules()
-                        if not any(True for _ in m.children()) or _own_weight(m)}
-        if not any(_own_weight(m) for m in self.watched.values()):
-            raise ForeignModelError(f"{self.description} has no layer with a 2-D or 4-D weight: "
-                                    f"nothing AlexNet-like to inspect")
+                        if not any(True for _ in m.children())
+                        or any(True for _ in m.parameters(recurse=False))}
+        if not any(True for _ in model.parameters()):
+            raise ForeignModelError(f"{self.description} has no parameters: nothing AlexNet-like "
+                                    f"to inspect")
 
     def _parameter(self) -> torch.Tensor:
         return next(self.model.parameters())
@@ -84,6 +87,9 @@ class TorchModel:
 
     def build(self, input_shape: tuple[int, int, int]) -> None:
         self._forward(np.zeros((1, *input_shape), np.float32), capture=False)
+        if not self.order:
+            raise ForeignModelError(f"{self.description} has no layer with a 2-D or 4-D weight: "
+                                    f"nothing AlexNet-like to inspect")
 
     def param_layers(self) -> list[ParamLayer]:
         layers = []

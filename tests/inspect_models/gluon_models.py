@@ -171,7 +171,7 @@ CASES = {
     "krizhevsky_alexnet": dict(variant="paper", exact=True, differs={}),
     "lrn_alpha_unconverted": dict(variant="paper", exact=False,
                                   differs={"norm1": "alpha", "norm2": "alpha"}),
-    "lrn_caffe_k": dict(variant="paper", exact=False, differs={"norm1": "k=1", "norm2": "k=1"}),
+    "lrn_caffe_k": dict(variant="paper", exact=False, differs={"norm1": "lrn k", "norm2": "lrn k"}),
     "bgr_alexnet": dict(variant="paper", exact=False, differs={"conv1": "channel"}),
     "d2l_conv1_padding": dict(variant="d2l", exact=False, differs={"conv1": "pad"}),
     "d2l_ceil_pooling": dict(variant="d2l", exact=False, differs={"pool1": "ceil"},
