@@ -235,12 +235,13 @@ def structure(layers: Sequence[ParamLayer]) -> str:
     return f"{convs} convolution(s) and {len(layers) - convs} dense layer(s)"
 
 
-def no_match_message(layers: Sequence[ParamLayer]) -> str:
-    """Why no variant fits: the model's structure against each variant's."""
+def no_match_message(layers: Sequence[ParamLayer], names: Optional[Sequence[str]] = None) -> str:
+    """Why no variant (of ``names``, default all) fits: the model's structure against each's."""
     said = []
-    for name in variant_names():
+    for name in names or variant_names():
         spec = _weighted(get_variant(name))
         convs = sum(1 for l in spec if isinstance(l, Conv2d))
         said.append(f"{name} {convs}+{len(spec) - convs}")
-    return (f"the model has {structure(layers)}; no variant has that structure "
+    return (f"the model has {structure(layers)}; no variant{'' if names is None else ' asked for'} "
+            f"has that structure "
             f"(convolutions+dense: {', '.join(said)})")

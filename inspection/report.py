@@ -43,7 +43,8 @@ def verdict(r: Inspection) -> str:
     for text, found in same.items():
         layers = " and ".join(f.layer for f in found)
         evidence = found[0].evidence() if len(found) == 1 else _evidence_of_several(found)
-        parts.append(f"{layers}: {text.replace('<layer>', layers)} ({evidence})")
+        said = text.replace("<layer>", layers) if "<layer>" in text else f"{layers}: {text}"
+        parts.append(f"{said} ({evidence})")
     for c in r.failing():
         f = c.finding
         if f is None:

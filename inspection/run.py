@@ -101,7 +101,10 @@ def identify_model(target: Target, *, input_shape: Optional[tuple[int, int, int]
                               f"{identify.structure(layers)}; an AlexNet has both convolutions "
                               f"and dense layers")
         kinds = [c.kind for c in model.run(np.zeros((1, *shape), np.float32))]
-        for c in identify.candidates(layers, kinds, input_shape, names, mapping):
+        found_here = identify.candidates(layers, kinds, input_shape, names, mapping)
+        if not found_here and not found:  # the layer counts fit no variant at any input
+            raise TargetError(f"--model {target.text}: {identify.no_match_message(layers, names)}")
+        for c in found_here:
             at_default = c.variant.input_shape == shape
             found.append(((c.cost, not at_default), model, c))
         if progress:
@@ -114,7 +117,7 @@ def identify_model(target: Target, *, input_shape: Optional[tuple[int, int, int]
         if refusals and len(refusals) == len(_probe_shapes(input_shape)):
             raise TargetError(f"--model {target.text}: the model ran at none of the input shapes "
                               f"tried (pass --input CxHxW): " + "; ".join(refusals[:3]))
-        raise TargetError(f"--model {target.text}: {identify.no_match_message(layers)}")
+        raise TargetError(f"--model {target.text}: {identify.no_match_message(layers, names)}")
     found.sort(key=lambda item: item[0])
     best = found[0][0][0]
     seen, chosen = set(), []

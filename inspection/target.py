@@ -65,12 +65,14 @@ def _module_from_file(path: Path, text: str):
         raise TargetError(f"--model {text}: {path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.resolve().parent))  # the file may import its neighbours
+    writes_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no __pycache__ there
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         raise TargetError(f"--model {text}: importing {path} raised {type(exc).__name__}: {exc}") from exc
     finally:
         sys.path.remove(str(path.resolve().parent))
+        sys.dont_write_bytecode = writes_bytecode
     return module
 
 

@@ -565,6 +565,59 @@ usage("convert-num-classes-0", lambda t: CONV + ["w.safetensors", "--to", "o.pt"
       "expected a positive integer")
 
 
+# inspect
+def _model_file(body: str) -> Callable[[Path], None]:
+    return write("m.py", ("import torch\nfrom torch import nn\n" + body).encode())
+
+
+def inspect_argv(target: str, *more: str):
+    """``alexnet inspect`` arguments; "@" stands for the test's folder."""
+    return lambda t: [a.replace("@", str(t) + "/") for a in ("inspect", "--model", target, *more)]
+
+
+TINY_NET = _model_file("def f():\n    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), "
+                       "nn.LazyLinear(2))\n")
+case("inspect-target-without-factory", inspect_argv("model.py"), "expected path/to/file.py:factory")
+case("inspect-file-missing", inspect_argv("@missing.py:f"), "no file")
+case("inspect-file-fails-to-import", inspect_argv("@m.py:f"), "importing",
+     write("m.py", b"raise RuntimeError('broken on purpose')\n"))
+case("inspect-module-missing", inspect_argv("no_such_module_here:f"), "cannot import no_such_module_here")
+case("inspect-factory-missing", inspect_argv("@m.py:g"), "has no 'g'", write("m.py", b"def f():\n    pass\n"))
+case("inspect-factory-raises", inspect_argv("@m.py:f"), "calling it raised",
+     write("m.py", b"def f():\n    raise ValueError('no model today')\n"))
+case("inspect-factory-returns-no-model", inspect_argv("@m.py:f"), "not a torch.nn.Module",
+     write("m.py", b"def f():\n    return 3\n"))
+case("inspect-model-without-parameters", inspect_argv("@m.py:f"), "no parameters",
+     _model_file("def f():\n    return nn.Sequential(nn.ReLU())\n"), needs=("pytorch",))
+case("inspect-model-without-convolutions", inspect_argv("@m.py:f"), "both convolutions and dense",
+     _model_file("def f():\n    return nn.Sequential(nn.Flatten(), nn.LazyLinear(4))\n"),
+     needs=("pytorch",))
+case("inspect-model-of-no-variant-structure", inspect_argv("@m.py:f"), "no variant has that structure",
+     TINY_NET, needs=("pytorch",))
+case("inspect-model-refuses-every-input", inspect_argv("@m.py:f"), "ran at none of the input shapes",
+     _model_file("class M(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                 "        self.c = nn.Conv2d(3, 4, 3)\n        self.d = nn.Linear(4, 2)\n"
+                 "    def forward(self, x):\n        raise RuntimeError('refused')\n"
+                 "def f():\n    return M()\n"), needs=("pytorch",))
+case("inspect-unknown-variant", inspect_argv("@m.py:f", "--variant", "nope"), "--variant 'nope'", TINY_NET)
+case("inspect-map-missing", inspect_argv("@m.py:f", "--map", "@nomap.json"), "--map", TINY_NET)
+case("inspect-map-not-json", inspect_argv("@m.py:f", "--map", "@map.json"), "not JSON", TINY_NET,
+     write("map.json", b"{conv1: features.0"))
+case("inspect-map-not-strings", inspect_argv("@m.py:f", "--map", "@map.json"),
+     "expected an object of strings", TINY_NET, write("map.json", b'{"conv1": 3}'))
+case("inspect-map-bad-flatten", inspect_argv("@m.py:f", "--map", "@map.json"), '"flatten" is',
+     TINY_NET, write("map.json", b'{"flatten": "whc"}'))
+case("inspect-export-exists", inspect_argv("@m.py:f", "--export", "@w.safetensors"), "--force",
+     TINY_NET, write("w.safetensors", b"keep me"))
+case("inspect-export-folder-missing", inspect_argv("@m.py:f", "--export", "@no/w.safetensors"),
+     "create it first", TINY_NET)
+case("inspect-report-exists", inspect_argv("@m.py:f", "--report", "@r"), "--force", TINY_NET,
+     write("r/inspect.json", b"{}"))
+for text in ("3x0x4", "abc"):
+    usage(f"inspect-input-{text}", inspect_argv("m.py:f", "--input", text), "expected CxHxW")
+usage("inspect-batch-size-0", inspect_argv("m.py:f", "--batch-size", "0"), "expected a positive integer")
+
+
 # --- the test --------------------------------------------------------------------------
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -617,7 +670,7 @@ def test_bad_input_is_a_clean_exit_2(tmp_path, capsys, monkeypatch, bad: Case):
 
 def test_the_table_covers_every_command():
     commands = {_command(c.argv(Path("/t"))) for c in CASES}
-    assert commands == {"shapes", "crosscheck", "train", "evaluate", "bench", "convert"}
+    assert commands == {"shapes", "crosscheck", "train", "evaluate", "bench", "convert", "inspect"}
     assert len(CASES) >= 100, len(CASES)
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 

@@ -60,3 +60,85 @@ def test_a_third_party_model_is_identified_and_fingerprinted(framework, name, ex
         finding = found[layer]
         assert finding is not None and finding.matched, said
         assert word in finding.text.lower(), said
+
+
+TORCH = MODELS / "torch_models.py"
+KERAS = MODELS / "keras_models.py"
+
+
+def test_own_weights_are_read_out_and_checked(capsys):
+    """--own-weights: the model's own (random) weights, read out in canonical form, computed by
+    the reference: exact, and the canonical arrays are the model's very parameters."""
+    backend_or_skip("pytorch")
+    from inspection.run import inspect
+    from inspection.target import load
+
+    result = inspect(load(f"{TORCH}:cifar_small_seed003"), own_weights=True)
+    assert result.exact, result.checks
+    # a model with its own weights is not the seeded canonical weights
+    from common.weights import init_weights
+    seeded = init_weights(result.variant, 0)
+    assert not (result.weights["conv1.weight"] == seeded["conv1.weight"]).all()
+
+
+def test_a_forced_flatten_order_is_fingerprinted():
+    """--map's "flatten" overrides the order found: forcing C*H*W on a model that flattens
+    NHWC makes its flatten diverge, and the fingerprint names the channels-last order."""
+    backend_or_skip("pytorch")
+    result = inspect_case("pytorch", "cifar_small_channels_last_flatten", mapping={"flatten": "chw"})
+    assert result.flatten_how == "given in --map"
+    [failing] = result.failing()
+    assert failing.layer == "flatten" and failing.finding.matched
+    assert "h*w*c" in failing.finding.text.lower()
+
+
+def test_export_undoes_the_keras_layouts_and_flatten_order(tmp_path, capsys):
+    """A Keras model's own weights exported as canonical safetensors: this package's PyTorch
+    model with them computes what the Keras model computes (HWIO kernels, (in, out) dense
+    kernels and the H*W*C flatten all undone), and the export refuses to overwrite."""
+    backend_or_skip("tensorflow")
+    backend_or_skip("pytorch")
+    import numpy as np
+
+    from alexnet_cli.main import main
+    from common.variants import get_variant
+    from common.weights import load_weights
+    from impls.base import load_backend
+    from inspection.target import load
+
+    path = tmp_path / "w.safetensors"
+    code = main(["inspect", "--model", f"{KERAS}:cifar_small_functional", "--export", str(path),
+                 "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "verified" in out and path.exists(), out
+    variant = get_variant("cifar-small")
+    weights = load_weights(path, variant)
+    # the same factory gives new random weights: compare against a model holding the file's
+    keras_model = load(f"{KERAS}:cifar_small_functional").build()
+    keras_model.build(variant.input_shape)
+    torch_backend = load_backend("pytorch")
+    x = np.random.default_rng(0).standard_normal((2, *variant.input_shape)).astype(np.float32)
+    from inspection.transfer import to_model
+    from inspection.identify import candidates
+    [candidate, *_] = candidates(keras_model.param_layers(), [], variant.input_shape)
+    keras_model.write_weights(to_model(candidate, variant, weights, "hwc"))
+    keras_out = keras_model.run(x)[-1].output
+    torch_out = torch_backend.layer_outputs(torch_backend.build(variant, weights), x)["fc5"]
+    assert np.abs(keras_out - torch_out).max() <= 1e-5 * np.abs(torch_out).max()
+    assert main(["inspect", "--model", f"{KERAS}:cifar_small_functional", "--export", str(path),
+                 "--quiet"]) == 2  # exists: never overwritten unasked
+
+
+def test_the_report_holds_the_verdict_a_table_and_a_picture(tmp_path, capsys):
+    backend_or_skip("pytorch")
+    from alexnet_cli.main import main
+
+    code = main(["inspect", "--model", f"{TORCH}:cifar_small_conv1_without_bias", "--report",
+                 str(tmp_path / "r"), "--quiet"])
+    assert code == 1
+    data = json.loads((tmp_path / "r" / "inspect.json").read_text())
+    assert data["variant"] == "cifar-small" and not data["exact"]
+    [conv1] = [layer for layer in data["layers"] if not layer["passed"]]
+    assert conv1["layer"] == "conv1" and "bias" in conv1["finding"]["convention"]
+    assert "| conv1 |" in (tmp_path / "r" / "inspect.md").read_text()
+    assert (tmp_path / "r" / "inspect.png").read_bytes()[:4] == b"\x89PNG"

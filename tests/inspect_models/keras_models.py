@@ -284,7 +284,22 @@ _BOTH_NORMS = ("norm1", "norm2")
 
 #: factory name -> the variant it is, whether it computes exactly that variant, and for
 #: each spec layer that differs a lowercase keyword its fingerprint should contain
+def cifar_small_functional():
+    """Seed 003's network as a Keras port writes it: functional, NHWC, Keras's own Flatten
+    (H*W*C order), its own random weights."""
+    inputs = keras.Input((32, 32, 3))
+    x = layers.Conv2D(64, 5, activation="relu", name="c1")(inputs)
+    x = layers.MaxPooling2D(3, 2, name="p1")(x)
+    x = layers.Conv2D(64, 5, activation="relu", name="c2")(x)
+    x = layers.MaxPooling2D(3, 2, name="p2")(x)
+    x = layers.Flatten(name="flat")(x)
+    x = layers.Dense(384, activation="relu", name="d1")(x)
+    x = layers.Dense(192, activation="relu", name="d2")(x)
+    return keras.Model(inputs, layers.Dense(10, name="logits")(x))
+
+
 CASES = {
+    "cifar_small_functional": dict(variant="cifar-small", exact=True, differs={}),
     "d2l_sequential": dict(variant="d2l", exact=True, differs={}),
     "d2l_nchw_flatten": dict(variant="d2l", exact=True, differs={}),
     "paper_functional": dict(variant="paper", exact=True, differs={}),

@@ -255,6 +255,25 @@ def cifar_small_seed003() -> nn.Module:
     return Seed003AlexNet()
 
 
+class ChannelsLastSeed003(Seed003AlexNet):
+    """Seed 003 flattening NHWC, as a port of Keras weights might (fc1 rows in H*W*C order)."""
+
+    def forward(self, x):
+        x = self.max_pool2(self.conv2(self.max_pool1(self.conv1(x))))
+        return self.fc3(self.fc2(self.fc1(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1))))
+
+
+def cifar_small_channels_last_flatten() -> nn.Module:
+    return ChannelsLastSeed003()
+
+
+def cifar_small_conv1_without_bias() -> nn.Module:
+    """bias=False on conv1: the canonical bias has nowhere to go."""
+    net = Seed003AlexNet()
+    net.conv1[0] = nn.Conv2d(3, 64, 5, bias=False)
+    return net
+
+
 # --------------------------------------------------------------------------------------------
 # paper (Krizhevsky et al. 2012, Caffe's layer order), 3x227x227, 1000 classes
 
@@ -391,6 +410,8 @@ CASES = {
     "d2l_ceil_mode": _one_convention("d2l", "ceil", "pool1", input_shape=(1, 224, 224)),
     "d2l_dropout_in_eval": _one_convention("d2l", "dropout", "drop6", "drop7"),
     "cifar_small_seed003": _exact("cifar-small"),
+    "cifar_small_channels_last_flatten": _exact("cifar-small"),
+    "cifar_small_conv1_without_bias": _one_convention("cifar-small", "bias", "conv1"),
     "paper_functional": _exact("paper"),
     "paper_ungrouped": _exact("paper"),
     "paper_custom_conv": _exact("paper"),
