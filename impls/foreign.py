@@ -46,6 +46,13 @@ class ForeignModelError(ValueError):
     """The model cannot be inspected (no parameters, a forward pass that fails, ...): exit 2."""
 
 
+def forward_failed(description: str, shape: tuple[int, ...], layout: str,
+                   exc: Exception) -> ForeignModelError:
+    """The error for a model whose own code refused an input: what it said, and the input."""
+    return ForeignModelError(f"{description} failed on an input of shape {tuple(shape)} "
+                             f"({layout}): {type(exc).__name__}: {exc}")
+
+
 @dataclass(frozen=True)
 class ParamLayer:
     """A layer of the model with a weight. ``name``: the model's own name for it (module

@@ -93,7 +93,7 @@ def check_layers(variant: Variant, weights: Weights, x: np.ndarray, matched: dic
         segment = variant.layers[start:index + 1]
         try:
             outs = _apply(segment, previous, weights)
-        except ValueError as exc:  # the observed input does not fit the spec's layer at all
+        except ValueError:  # the observed input does not fit the spec's layer at all
             got = obs.canonical()
             checks.append(LayerCheck(layer.name, tuple(l.name for l in segment), obs.label,
                                      tuple(got.shape[1:]), LayerError(np.inf, np.inf, np.inf,

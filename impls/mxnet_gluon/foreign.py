@@ -17,7 +17,7 @@ import numpy as np
 from mxnet import autograd
 from mxnet.gluon import Block, Parameter, SymbolBlock, nn
 
-from impls.foreign import Captured, ForeignModelError, LayerWeights, ParamLayer, kind_of_class
+from impls.foreign import Captured, ForeignModelError, forward_failed, LayerWeights, ParamLayer, kind_of_class
 
 
 def _own_weight(block: Block) -> Optional[tuple[Parameter, Optional[Parameter]]]:
@@ -107,8 +107,7 @@ class GluonModel:
                 self.model(mx.nd.array(x, ctx=parameter.list_ctx()[0], dtype=parameter.dtype))
                 mx.nd.waitall()  # MXNet runs asynchronously: a failing op raises here, not above
         except Exception as exc:  # the model's own code refused the input: say what it said
-            raise ForeignModelError(f"{self.description} failed on an input of shape "
-                                    f"{tuple(x.shape)} (NCHW): {type(exc).__name__}: {exc}") from exc
+            raise forward_failed(self.description, x.shape, "NCHW", exc) from exc
         finally:
             for handle in handles:
                 handle.detach()

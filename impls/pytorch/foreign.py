@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from impls.foreign import Captured, ForeignModelError, LayerWeights, ParamLayer, kind_of_class
+from impls.foreign import Captured, ForeignModelError, forward_failed, LayerWeights, ParamLayer, kind_of_class
 
 
 def _own_weight(module: torch.nn.Module) -> Optional[tuple[str, Optional[str]]]:
@@ -76,8 +76,7 @@ class TorchModel:
                 self.model(torch.from_numpy(np.ascontiguousarray(x)).to(parameter.device,
                                                                           parameter.dtype))
         except Exception as exc:  # the model's own code refused the input: say what it said
-            raise ForeignModelError(f"{self.description} failed on an input of shape "
-                                    f"{tuple(x.shape)} (NCHW): {type(exc).__name__}: {exc}") from exc
+            raise forward_failed(self.description, x.shape, "NCHW", exc) from exc
         finally:
             for handle in handles:
                 handle.remove()

@@ -31,7 +31,7 @@ import tensorflow as tf
 from common.conventions import (
     canonical_shape_from_keras, dense_from_keras, dense_to_keras, hwio_to_oihw, oihw_to_hwio,
 )
-from impls.foreign import Captured, ForeignModelError, LayerWeights, ParamLayer, kind_of_class
+from impls.foreign import Captured, ForeignModelError, forward_failed, LayerWeights, ParamLayer, kind_of_class
 
 #: a layer's weight and bias variables (Keras variables or raw ``tf.Variable``)
 _Owned = tuple[Any, Optional[Any]]
@@ -199,10 +199,8 @@ class KerasModel:
         except ForeignModelError:
             raise
         except Exception as exc:  # the model's own code refused the input: say what it said
-            layout = "NHWC" if channels_last else "NCHW"
-            raise ForeignModelError(f"{self.description} failed on an input of shape "
-                                    f"{tuple(native.shape)} ({layout}): "
-                                    f"{type(exc).__name__}: {exc}") from exc
+            raise forward_failed(self.description, native.shape,
+                                 "NHWC" if channels_last else "NCHW", exc) from exc
         finally:
             tf.config.run_functions_eagerly(functions_eagerly)
             for layer, own_call in replaced:
