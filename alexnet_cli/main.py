@@ -15,7 +15,7 @@ from training.run_dir import RunDirError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alexnet_cli import bench, convert, inspect_model, shapes, train
+    from alexnet_cli import bench, convert, init, inspect_model, shapes, train
     from crosscheck import cli as crosscheck_cli
 
     parser = argparse.ArgumentParser(
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     convert.add_parser(sub)
     inspect_model.add_parser(sub)
+    init.add_parser(sub)
     return parser
 
 

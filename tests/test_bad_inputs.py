@@ -618,6 +618,19 @@ for text in ("3x0x4", "abc"):
 usage("inspect-batch-size-0", inspect_argv("m.py:f", "--batch-size", "0"), "expected a positive integer")
 
 
+# init
+INIT = ["init", "--variant", SMALL, "--out"]
+case("init-unknown-variant", lambda t: ["init", "--variant", "nope", "--out", _p(t, "w.safetensors")],
+     "unknown variant")
+case("init-out-exists", lambda t: INIT + [_p(t, "w.safetensors")], "--force",
+     write("w.safetensors", b"keep me"))
+case("init-out-folder-missing", lambda t: INIT + [_p(t, "no/w.safetensors")], "create it first")
+case("init-out-is-a-directory", lambda t: INIT + [_p(t, "d")], "is a directory", mkdir("d"))
+case("init-input-too-small", lambda t: INIT + [_p(t, "w.safetensors"), "--input", "3x4x4"], "too small")
+usage("init-seed-negative", lambda t: INIT + ["w.safetensors", "--seed", "-1"], "expected an integer 0 or more")
+usage("init-out-missing", lambda t: ["init", "--variant", SMALL], "--out")
+
+
 # --- the test --------------------------------------------------------------------------
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -670,7 +683,7 @@ def test_bad_input_is_a_clean_exit_2(tmp_path, capsys, monkeypatch, bad: Case):
 
 def test_the_table_covers_every_command():
     commands = {_command(c.argv(Path("/t"))) for c in CASES}
-    assert commands == {"shapes", "crosscheck", "train", "evaluate", "bench", "convert", "inspect"}
+    assert commands == {"shapes", "crosscheck", "train", "evaluate", "bench", "convert", "inspect", "init"}
     assert len(CASES) >= 100, len(CASES)
     assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
