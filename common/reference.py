@@ -86,14 +86,14 @@ def adaptive_bins(size: int, out: int) -> list[tuple[int, int]]:
 def conv2d(x: np.ndarray, layer: Conv2d, w: Weights) -> np.ndarray:
     top, bottom, left, right = conv_pads(layer, x.shape[2], x.shape[3])
     x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    weight = w[f"{layer.name}.weight"].astype(np.float64)
+    weight = np.asarray(w[f"{layer.name}.weight"], np.float64)
     cin, cout = x.shape[1] // layer.groups, layer.out_channels // layer.groups
     groups = []
     for g in range(layer.groups):
         win = windows(x[:, g * cin:(g + 1) * cin], layer.kernel, layer.stride)
         groups.append(np.einsum("ncijkl,ockl->noij", win, weight[g * cout:(g + 1) * cout],
                                 optimize=True))
-    bias = w[f"{layer.name}.bias"].astype(np.float64)
+    bias = np.asarray(w[f"{layer.name}.bias"], np.float64)
     return np.concatenate(groups, axis=1) + bias[None, :, None, None]
 
 
@@ -108,9 +108,18 @@ def window_sum(v: np.ndarray, size: int) -> np.ndarray:
     return sum(padded[:, i:i + v.shape[1]] for i in range(size))
 
 
+def lrn_alpha(layer: LRN) -> float:
+    """The factor of the window's sum of squares: the spec's alpha as the paper writes it
+    (undivided), or divided by the window size where the layer has Caffe's convention."""
+    if layer.alpha_over_size:
+        return layer.alpha / layer.size
+    return layer.alpha
+
+
 def lrn(x: np.ndarray, layer: LRN, w: Weights) -> np.ndarray:
-    """The paper's convention: alpha is not divided by the window size."""
-    return x / (layer.k + layer.alpha * window_sum(x * x, layer.size)) ** layer.beta
+    """``x / (k + alpha' * S) ** beta``, S each channel's window sum of squares and alpha'
+    the spec's alpha in its own convention (``lrn_alpha``)."""
+    return x / (layer.k + lrn_alpha(layer) * window_sum(x * x, layer.size)) ** layer.beta
 
 
 def pool_windows(x: np.ndarray, layer: MaxPool2d) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +156,8 @@ def flatten(x: np.ndarray, layer: Flatten, w: Weights) -> np.ndarray:
 
 def dense(x: np.ndarray, layer: Dense, w: Weights) -> np.ndarray:
     name = layer.name
-    return x @ w[f"{name}.weight"].astype(np.float64).T + w[f"{name}.bias"].astype(np.float64)
+    # asarray: no copy where the caller holds float64 weights already (fc6 is 300 MB so)
+    return x @ np.asarray(w[f"{name}.weight"], np.float64).T + np.asarray(w[f"{name}.bias"], np.float64)
 
 
 def dropout_eval(x: np.ndarray, layer: Dropout, w: Weights) -> np.ndarray:

@@ -12,7 +12,6 @@ precision, and the next best is kept as the evidence that it stood out.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
@@ -124,11 +123,14 @@ def ranked(variant: Variant, weights: Weights, segment: Sequence[Layer], outs: S
     """Every hypothesis of every layer of the segment, pushed through the layers after it in
     the segment: (rel L2 against ``observed``, text, the layer, its output), nearest first."""
     found = []
-    for k, layer in enumerate(segment):
-        x = outs[k]
-        tail = segment[k + 1:]
+    # the observed (last) layer's own conventions first, then those of the unobserved layers
+    # before it, then dropout placed at a neighbour: among equal matches the first stays
+    order = [(k, HYPOTHESES[type(layer)]) for k, layer in reversed(list(enumerate(segment)))]
+    order += [(k, placement_hypotheses) for k, _ in reversed(list(enumerate(segment)))]
+    for k, family in order:
+        layer, x, tail = segment[k], outs[k], segment[k + 1:]
         blamed = Blamed(variant, layer, weights, x, observed, outs[k + 1])
-        hypotheses = itertools.chain(HYPOTHESES[type(layer)](blamed), placement_hypotheses(blamed))
+        hypotheses = family(blamed)
         with np.errstate(all="ignore"):
             for text, output in hypotheses:
                 if output is None:

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from common.weights import atomic_write_bytes
+from crosscheck.causes.base import MATCH
 from inspection.fingerprint import LayerCheck
 from inspection.flatten import ORDERS
 from inspection.run import Inspection
@@ -65,7 +66,8 @@ def _evidence_of_several(found: list) -> str:
             f"{' and '.join(f'{f.spec_error:.2g}' for f in found)}")
     runner = found[0].next_best
     if runner is not None:
-        said += f"; next best at {found[0].layer}, {runner[1]:.2g}: {runner[0]}"
+        said += (f"; equally matched at {found[0].layer}: {runner[0]}" if runner[1] <= MATCH else
+                 f"; next best at {found[0].layer}, {runner[1]:.2g}: {runner[0]}")
     return said
 
 

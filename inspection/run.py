@@ -197,6 +197,8 @@ def check_candidate(model: ForeignModel, candidate: identify.Candidate, *, own_w
     variant = candidate.variant if candidate.same_function else candidate.adjusted
     notes: list[str] = []
     x = crosscheck_batch(variant, batch_size, seed).astype(np.float32)
+    model.build(variant.input_shape)  # a model built for one input may refuse another: find
+    # out with one image of zeros before the weights and the reference are made
     if own_weights:
         captured = model.run(x)
         order, how = _order(model, candidate, variant, captured, flatten_forced, None)
@@ -212,13 +214,14 @@ def check_candidate(model: ForeignModel, candidate: identify.Candidate, *, own_w
             captured = model.run(x)
     if progress:
         progress(f"{variant.name}: {len(captured)} layer calls captured; checking against float64")
-    expected = reference.forward(variant, weights, x)
+    weights64 = {k: np.asarray(v, np.float64) for k, v in weights.items()}  # cast once
+    expected = reference.forward(variant, weights64, x)
     owner = {layer.name: spec for spec, layer in candidate.pairs.items()}
     obs = align.observations(x, captured, set(owner))
     if order != "chw":  # the model's flattened vectors, in the spec's order from here on
         _flattened_to_chw(obs, variant, candidate)
     matched = align.align(variant, obs, expected, owner)
-    checks = check_layers(variant, weights, x, matched, tolerances)
+    checks = check_layers(variant, weights64, x, matched, tolerances)
     return Inspection(target, framework, model.description, candidate, variant, weights, own_weights,
                       order, how, checks, align.unmatched(obs, matched), notes)
 
