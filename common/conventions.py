@@ -3,10 +3,12 @@
 Each function here is a classic porting bug made explicit; the implementations
 call these and never restate the arithmetic. See docs and DESIGN.md.
 
-- LRN: the spec keeps the paper's convention (alpha not divided by the window
-  size n). PyTorch ``LocalResponseNorm`` and MXNet ``LRN`` divide alpha by n;
-  TensorFlow ``local_response_normalization`` takes a radius r (n = 2r + 1) and
-  does not divide.
+- LRN: a spec LRN writes alpha as its source does, in the paper's convention
+  (alpha not divided by the window size n) or in Caffe's (divided by n: its
+  ``alpha_over_size``). PyTorch ``LocalResponseNorm`` and MXNet ``LRN`` divide
+  alpha by n, as Caffe does; TensorFlow ``local_response_normalization`` takes a
+  radius r (n = 2r + 1) and does not divide, as the paper does
+  (``LRN_DIVIDES_ALPHA``).
 - Layout: canonical tensors are OIHW convolutions and ``(out, in)`` dense
   weights (PyTorch's and MXNet's own layout). TensorFlow/Keras uses HWIO kernels
   and ``(in, out)`` dense kernels, on NHWC activations.
@@ -21,10 +23,34 @@ import numpy as np
 from common.spec import LRN
 
 
+#: whether each LRN divides the alpha it is given by the window size n: the spec's two
+#: conventions (``LRN.alpha_over_size``) and each framework's LRN layer
+LRN_DIVIDES_ALPHA = {"paper": False, "caffe": True, "pytorch": True, "mxnet": True,
+                     "tensorflow": False}
+
+
+def lrn_alpha_for(lrn: LRN, divides: bool) -> float:
+    """The ``alpha`` that gives an LRN which divides alpha by the window size n
+    (``divides``) or not the spec layer's function: the spec's alpha where the
+    conventions agree, times n for one that divides a paper's alpha, over n for one
+    that does not divide a Caffe alpha."""
+    if lrn.alpha_over_size == divides:
+        return lrn.alpha
+    return lrn.alpha * lrn.size if divides else lrn.alpha / lrn.size
+
+
 def lrn_alpha_divided_by_size(lrn: LRN) -> float:
     """The ``alpha`` to pass to PyTorch ``LocalResponseNorm`` / MXNet ``LRN``, which
-    compute ``alpha / size * sum(a^2)``: multiply ours by the window size."""
-    return lrn.alpha * lrn.size
+    compute ``alpha / size * sum(a^2)``: a paper's alpha times the window size, a
+    Caffe alpha as it is."""
+    return lrn_alpha_for(lrn, divides=True)
+
+
+def lrn_alpha_undivided(lrn: LRN) -> float:
+    """The ``alpha`` to pass to TensorFlow ``local_response_normalization``, which
+    computes ``alpha * sum(a^2)``: a paper's alpha as it is, a Caffe alpha over the
+    window size."""
+    return lrn_alpha_for(lrn, divides=False)
 
 
 def lrn_depth_radius(lrn: LRN) -> int:

@@ -72,11 +72,13 @@ def relu(x, y, g, layer, w, scale=None):
 
 
 def lrn(x, y, g, layer: LRN, w, scale=None):
-    """d = k + alpha * S, S_c = sum of a^2 over c's window; y = a * d^-beta. The window
-    is symmetric, so j is in c's window exactly when c is in j's."""
-    d = layer.k + layer.alpha * window_sum(x * x, layer.size)
+    """d = k + alpha' * S, S_c = sum of a^2 over c's window (alpha' in the layer's
+    convention, ``reference.lrn_alpha``); y = a * d^-beta. The window is symmetric, so j is
+    in c's window exactly when c is in j's."""
+    alpha = reference.lrn_alpha(layer)
+    d = layer.k + alpha * window_sum(x * x, layer.size)
     inner = window_sum(g * x * d ** (-layer.beta - 1), layer.size)
-    return g * d ** -layer.beta - 2 * layer.alpha * layer.beta * x * inner, {}
+    return g * d ** -layer.beta - 2 * alpha * layer.beta * x * inner, {}
 
 
 def max_pool2d(x, y, g, layer: MaxPool2d, w, scale=None):

@@ -47,12 +47,18 @@ class ReLU:
 
 @dataclass(frozen=True)
 class LRN:
-    """Local response normalization across channels, in the paper's convention.
+    """Local response normalization across channels.
 
-    ``b_c = a_c / (k + alpha * sum_{c' in window(c)} a_c'^2) ** beta`` where the
-    window holds ``size`` channels centred on ``c`` (zero outside), and ``alpha``
-    is NOT divided by ``size``. This is the one convention of the project;
-    ``common.conventions`` converts it for each framework.
+    ``b_c = a_c / (k + alpha' * sum_{c' in window(c)} a_c'^2) ** beta`` where the
+    window holds ``size`` channels centred on ``c`` (zero outside). ``alpha_over_size``
+    says which convention ``alpha`` is written in, as the variant's source writes it:
+
+    - False (the paper's): ``alpha' = alpha``, not divided by the window size;
+    - True (Caffe's, as PyTorch ``LocalResponseNorm`` and MXNet ``LRN`` take it):
+      ``alpha' = alpha / size``.
+
+    The two are the same function only when the alphas differ by the factor ``size``;
+    ``common.conventions`` gives each framework the alpha its LRN takes.
     """
 
     name: str
@@ -60,6 +66,7 @@ class LRN:
     alpha: float = 1e-4
     beta: float = 0.75
     k: float = 2.0
+    alpha_over_size: bool = False
 
 
 @dataclass(frozen=True)

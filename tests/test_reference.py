@@ -53,6 +53,29 @@ def test_lrn_at_large_magnitude(torch, size):
     assert np.median(np.abs(out / x)) < 0.5  # far from the identity: the check means something
 
 
+def test_caffe_lrn_by_hand(torch):
+    """Caffe's LRN (lrn_layer.cpp: ``scale = k + alpha / local_size * sum of squares``, the
+    window centred and cut at the edge channels), computed here loop by loop."""
+    x = RNG.standard_normal((2, 7, 3, 2)) * 300
+    layer = LRN("n", size=5, alpha=1e-4, beta=0.75, k=1.0, alpha_over_size=True)
+    _, out = run_layer(layer, x)
+    expected = np.empty_like(x)
+    for n in range(2):
+        for c in range(7):
+            for i in range(3):
+                for j in range(2):
+                    squares = sum(x[n, c2, i, j] ** 2 for c2 in range(max(0, c - 2), min(7, c + 3)))
+                    expected[n, c, i, j] = x[n, c, i, j] / (1.0 + 1e-4 / 5 * squares) ** 0.75
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    # PyTorch's LocalResponseNorm takes Caffe's numbers as they are
+    np.testing.assert_allclose(out, torch.nn.functional.local_response_norm(
+        torch.from_numpy(x), 5, alpha=1e-4, beta=0.75, k=1.0).numpy(), rtol=1e-12)
+    # the same numbers read in the paper's convention are another function, far from this one
+    paper = run_layer(LRN("n", size=5, alpha=1e-4, beta=0.75, k=1.0), x)[1]
+    assert np.linalg.norm(paper - out) / np.linalg.norm(out) > 0.1
+    assert np.median(np.abs(out / x)) < 0.5  # far from the identity: the check means something
+
+
 @pytest.mark.parametrize("kernel,stride,padding,ceil", [(3, 2, 0, False), (3, 2, 0, True),
                                                          (2, 2, 1, True), (3, 3, 1, False)])
 def test_max_pool(torch, kernel, stride, padding, ceil):

@@ -1,8 +1,10 @@
 """Porting bugs that change a number of an LRN or a pool: the number is fit from the data.
 
-LRN: ``y = x / (k + alpha * S) ** beta`` is solved element by element for alpha, k or
-beta (S, the window's sum of squares, from the spec's window), the median taken, and the
-refit LRN recomputed: a wrong constant is named with its value. A wrong window size is
+LRN: ``y = x / (k + alpha' * S) ** beta`` is solved element by element for alpha', k or
+beta (S, the window's sum of squares, from the spec's window; alpha' the alpha that
+multiplies it, ``reference.lrn_alpha``: the spec's, over the window size in Caffe's
+convention), the median taken, and the refit LRN recomputed: a wrong constant is named
+with its value, alpha in the spec layer's own convention. A wrong window size is
 found by trying every window up to twice the spec's plus one. Pools: every kernel,
 stride, padding and rounding near the spec's that gives the observed output size is
 tried; adaptive pooling: the two bin rules ports get wrong.
@@ -26,9 +28,16 @@ def rounded(value: float) -> float:
     return float(f"{value:.3g}")
 
 
+def alpha_in_convention(layer: LRN, factor: float) -> float:
+    """The alpha that, written in ``layer``'s convention (``alpha_over_size``), multiplies
+    the window's sum of squares by ``factor``."""
+    return factor * layer.size if layer.alpha_over_size else factor
+
+
 def lrn_fits(b: Blamed) -> dict[str, float]:
     """alpha, k and beta each solved from the observed output with the other two (and the
-    window) the spec's, as medians over the elements that pin them down."""
+    window) the spec's, as medians over the elements that pin them down; alpha in the spec
+    layer's convention."""
     layer, x, y = b.layer, b.x, b.observed
     if y.shape != x.shape:
         return {}
@@ -41,24 +50,33 @@ def lrn_fits(b: Blamed) -> dict[str, float]:
     s, q = reference.window_sum(x * x, layer.size)[usable], ratio[usable]
     root = q ** (1.0 / layer.beta)  # = k + alpha * S
     big = s >= np.median(s)  # alpha is pinned down where alpha * S is largest
-    base = np.log(layer.k + layer.alpha * s)
+    factor = reference.lrn_alpha(layer)
+    base = np.log(layer.k + factor * s)
     steep = np.abs(base) >= np.median(np.abs(base))
-    fits = {"alpha": np.median((root[big] - layer.k) / s[big]),
-            "k": np.median(root - layer.alpha * s),
+    fits = {"alpha": alpha_in_convention(layer, np.median((root[big] - layer.k) / s[big])),
+            "k": np.median(root - factor * s),
             "beta": (np.median(np.log(q[steep]) / base[steep]) if np.all(base[steep] != 0)
                      else np.nan)}
     return {key: float(v) for key, v in fits.items() if np.isfinite(v)}
 
 
 def alpha_text(layer: LRN, alpha: float) -> str:
-    head = f"LRN alpha is {fmt(alpha)} where the spec has {fmt(layer.alpha)}"
+    """The bug an LRN computing with ``alpha`` (in the spec layer's convention) has."""
+    caffe = layer.alpha_over_size
+    head = (f"LRN alpha is {fmt(alpha)} where the spec has {fmt(layer.alpha)}"
+            + (" (Caffe's convention: divided by the window size)" if caffe else ""))
     n = layer.size
     if math.isclose(alpha * n, layer.alpha, rel_tol=1e-2):
-        return (f"{head}: alpha divided by the window size {n} (the paper's alpha passed to "
-                f"PyTorch/MXNet LRN unconverted)")
+        return (f"{head}: alpha divided by the window size {n} "
+                + ("once more (Caffe's alpha divided by n before PyTorch/MXNet LRN, which "
+                   "divide it themselves)" if caffe else
+                   "(the paper's alpha passed to PyTorch/MXNet LRN unconverted)"))
     if math.isclose(alpha, layer.alpha * n, rel_tol=1e-2):
-        return (f"{head}: alpha multiplied by the window size {n} (PyTorch/MXNet's alpha*n passed "
-                f"to an LRN that does not divide by n, as TensorFlow's)")
+        return (f"{head}: alpha multiplied by the window size {n} "
+                + ("(Caffe's alpha taken as the paper's, undivided: passed to TensorFlow's LRN "
+                   "as it is, or multiplied by n for PyTorch/MXNet's)" if caffe else
+                   "(PyTorch/MXNet's alpha*n passed to an LRN that does not divide by n, as "
+                   "TensorFlow's)"))
     return head
 
 
@@ -88,11 +106,15 @@ def lrn_hypotheses(b: Blamed) -> Hypotheses:
             text = (alpha_text(layer, candidate) if key == "alpha" else
                     f"LRN {key} is {fmt(candidate)} where the spec has {fmt(spec)}")
             yield f"{b.name}: {text}", lrn(**{key: candidate})
+    # a wrong window with the spec's alpha, and with the alpha one framework was given still
+    # converted for the spec's window: PyTorch/MXNet's alpha * n (paper) or TensorFlow's
+    # alpha / n (Caffe), which the wrong window then divides differently or not at all
     for size in range(1, 2 * layer.size + 2):
         if size != layer.size:
+            kept = size / layer.size if layer.alpha_over_size else layer.size / size
             yield f"{b.name}: {window_text(layer, size)}", lrn(size=size)
             yield (f"{b.name}: {window_text(layer, size)} (alpha still converted for "
-                   f"{layer.size})", lrn(size=size, alpha=layer.alpha * layer.size / size))
+                   f"{layer.size})", lrn(size=size, alpha=layer.alpha * kept))
 
 
 #: how likely each number of a pool is to be ported wrong, 0 the likeliest (SAME padding: 1)

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from common.conventions import lrn_depth_radius
+from common.conventions import lrn_alpha_undivided, lrn_depth_radius
 from common.shapes import LayerInfo, infer, same_padding
 from common.spec import (
     LRN, AdaptiveAvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Softmax, Variant,
@@ -90,7 +90,7 @@ class LocalResponseNormalization(layers.Layer):
     Args:
         depth_radius: ``r``, half the window (``common.conventions.lrn_depth_radius``).
         bias, alpha, beta: as ``tf.nn.local_response_normalization`` (alpha is not
-            divided by the window size).
+            divided by the window size: ``common.conventions.lrn_alpha_undivided``).
     Input shape: 4D tensor ``(batch, rows, cols, channels)``.
     Output shape: same as the input.
     """
@@ -172,7 +172,8 @@ def make_layer(info: LayerInfo, kernel_initializer: str = "glorot_uniform") -> l
         return layers.ReLU(name=name)
     if isinstance(layer, LRN):
         return LocalResponseNormalization(depth_radius=lrn_depth_radius(layer), bias=layer.k,
-                                          alpha=layer.alpha, beta=layer.beta, name=name)
+                                          alpha=lrn_alpha_undivided(layer), beta=layer.beta,
+                                          name=name)
     if isinstance(layer, MaxPool2d):
         if info.padding == (0, 0, 0, 0):
             return layers.MaxPooling2D(layer.kernel, layer.stride, padding="valid", name=name)
