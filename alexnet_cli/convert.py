@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 from alexnet_cli.args import positive_int
+from common.caffemodel import bgr_to_rgb, first_conv_weight
 from common.shapes import infer, totals
+from common.spec import Variant
 from common.variants import get_variant, variant_names
 from common.weights import WeightsError
 from impls.base import load_backend
@@ -19,7 +21,7 @@ from impls.formats import FORMATS, parse_location, read, write
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert a weight file between canonical, PyTorch, Gluon and Keras formats",
+        "convert", help="convert a weight file between canonical, PyTorch, Gluon, Keras and Caffe formats",
         description="Read a weight file, write it in another format, read the result back with "
                     "its own framework and verify it: the arrays must be identical and both "
                     "frameworks must match the float64 reference layer by layer. A conversion "
@@ -33,6 +35,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--to", dest="target", required=True, metavar="[FORMAT:]FILE",
                    help="the file to write (never over an existing one without --force)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
+    order = p.add_mutually_exclusive_group()
+    order.add_argument("--bgr-to-rgb", action="store_true",
+                       help="reading caffe: reverse conv1's input channels, so that the written "
+                            "model computes on RGB input what the Caffe model computes on BGR")
+    order.add_argument("--rgb-to-bgr", action="store_true",
+                       help="writing caffe: reverse conv1's input channels, so that the .caffemodel "
+                            "computes on BGR input what the source computes on RGB")
     p.add_argument("--no-verify", action="store_true", help="skip the verification")
     p.add_argument("--device", choices=("cpu", "gpu", "auto"), default="cpu",
                    help="where the verification runs (default cpu)")
@@ -56,16 +65,40 @@ def check_output(path: Path, source: Path | None, force: bool, option: str = "--
         raise WeightsError(f"the folder {path.parent} is not writable")
 
 
+def channel_flip(args: argparse.Namespace, variant: Variant, source: str, target: str) -> str | None:
+    """The colour-order option given (``--bgr-to-rgb`` or ``--rgb-to-bgr``), if any, after
+    refusing it where it makes no sense: BGR is Caffe's order, so one side, and only one,
+    must be caffe, and the variant must take 3 channels."""
+    option = "--bgr-to-rgb" if args.bgr_to_rgb else "--rgb-to-bgr" if args.rgb_to_bgr else None
+    if option is None:
+        return None
+    side, other = (source, target) if option == "--bgr-to-rgb" else (target, source)
+    if side != "caffe":
+        raise WeightsError(f"{option} is for Caffe's BGR models: it needs "
+                           f"{'--from' if option == '--bgr-to-rgb' else '--to'} caffe:FILE, "
+                           f"not {side}; this package cannot tell the colour order of "
+                           f"other formats' weights")
+    if other == "caffe":
+        raise WeightsError(f"{option} with caffe on both sides would write a .caffemodel that "
+                           f"takes RGB, which Caffe's tools do not feed it; convert to another "
+                           f"format")
+    first_conv_weight(variant)  # a variant without 3 input channels: refused here
+    return option
+
+
 def run(args: argparse.Namespace) -> int:
     variant = get_variant(args.variant, num_classes=args.num_classes)
     (source_fmt, source_path), (target_fmt, target_path) = (parse_location(args.source),
                                                             parse_location(args.target))
     check_output(target_path, source_path, args.force)
+    flip = channel_flip(args, variant, source_fmt.name, target_fmt.name)
     for framework in {source_fmt.framework, target_fmt.framework} - {None}:
         load_backend(framework)  # not installed: a clear error before anything is read
 
     start = time.perf_counter()
     weights = read(source_fmt, source_path, variant)
+    if flip:
+        weights = bgr_to_rgb(variant, weights)
     # Written beside the target under a temporary name (ending as the target's does, for
     # Keras), read back and verified there; only a verified file is renamed into place.
     staging = target_path.parent / f".convert-{secrets.token_hex(4)}-{target_path.name}"
@@ -76,6 +109,14 @@ def run(args: argparse.Namespace) -> int:
         parameters = totals(infer(variant))["params"]
         print(f"{source_fmt.name}:{source_path} -> {target_fmt.name}:{target_path}: {variant.name}, "
               f"{len(weights)} arrays, {parameters:,} parameters, {seconds:.1f}s")
+        if flip:
+            print(f"{flip}: {first_conv_weight(variant)}'s input channels reversed; "
+                  + ("the written model takes RGB input where the .caffemodel took BGR"
+                     if flip == "--bgr-to-rgb" else
+                     "the .caffemodel takes BGR input where the source took RGB"))
+        else:
+            for note in dict.fromkeys(f.note for f in (source_fmt, target_fmt) if f.note):
+                print(f"note: {note}")
         if not args.no_verify:
             from crosscheck.conversion import verify_conversion
             check = verify_conversion(variant, weights, converted, source_fmt.framework,

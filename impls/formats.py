@@ -9,10 +9,12 @@ framework's loader, all meeting in canonical weights (``common.weights``).
 | gluon       | ``.params``                  | ``mx.nd.load``                     | this package's, or the Gluon zoo's |
 | gluon-zoo   | ``.params``                  | ``mx.nd.load``                     | the Gluon zoo's |
 | keras       | ``.weights.h5``              | ``keras.Model.load_weights``       | this package's |
+| caffe       | ``.caffemodel``              | ``common.caffemodel``'s own decoder | the file's, or their order |
 
-No format is unpickled. Reading ``pytorch`` or ``gluon`` also accepts the zoo's names, so
-a downloaded torchvision or Gluon zoo file can be named either way; writing uses the
-format's own names.
+No format is unpickled; a .caffemodel is decoded field by field and nothing in it is run.
+Reading ``pytorch`` or ``gluon`` also accepts the zoo's names, so a downloaded torchvision
+or Gluon zoo file can be named either way; writing uses the format's own names. Caffe's
+ImageNet models take BGR input: the format's ``note`` says so.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from common.caffemodel import BGR_NOTE, read_caffemodel, write_caffemodel
 from common.shapes import param_shapes
 from common.spec import Variant
 from common.weights import (
@@ -36,6 +39,7 @@ class WeightFormat:
     suffixes: tuple[str, ...]
     description: str
     zoo: Optional[ZooNames] = None  # the names it is written with, if a model zoo's
+    note: Optional[str] = None  # said whenever the format is read or written
 
 
 FORMATS: dict[str, WeightFormat] = {f.name: f for f in (
@@ -47,6 +51,8 @@ FORMATS: dict[str, WeightFormat] = {f.name: f for f in (
     WeightFormat("gluon-zoo", "mxnet", (".params",),
                  "a Gluon .params file with the model zoo's alexnet names", GLUON_ZOO),
     WeightFormat("keras", "tensorflow", (".weights.h5",), "a Keras .weights.h5 file of this package's model"),
+    WeightFormat("caffe", None, (".caffemodel",), "a Caffe .caffemodel (binary NetParameter)",
+                 note=BGR_NOTE),
 )}
 
 
@@ -61,7 +67,8 @@ def parse_location(text: str) -> tuple[WeightFormat, Path]:
         if fmt.zoo is None and any(path.name.endswith(s) for s in fmt.suffixes):
             return fmt, path
     raise WeightsError(f"cannot tell the format of {text!r}: write FORMAT:FILE with FORMAT one of "
-                       f"{', '.join(FORMATS)} (or use a .safetensors, .pt, .params or .weights.h5 name)")
+                       f"{', '.join(FORMATS)} (or use a "
+                       f"{', '.join(s for f in FORMATS.values() if f.zoo is None for s in f.suffixes)} name)")
 
 
 def _named(arrays: Weights, variant: Variant, own: dict[str, str], zoos: tuple[ZooNames, ...],
@@ -88,6 +95,8 @@ def read(fmt: WeightFormat, path: Path, variant: Variant) -> Weights:
         raise WeightsError(f"{path} does not exist or is not a file")
     if fmt.name == "canonical":
         return load_weights(path, variant)
+    if fmt.name == "caffe":
+        return read_caffemodel(path, variant)
     if fmt.zoo is not None:
         zoo_for(fmt.zoo.zoo, variant.name)
     try:
@@ -127,6 +136,9 @@ def write(fmt: WeightFormat, path: Path, variant: Variant, weights: Weights, *,
     validate(variant, weights)
     if fmt.name == "canonical":
         save_weights(path, variant, weights, overwrite=overwrite)
+        return
+    if fmt.name == "caffe":
+        write_caffemodel(path, variant, weights, overwrite=overwrite)
         return
     if fmt.zoo is not None:
         zoo_for(fmt.zoo.zoo, variant.name)

@@ -534,11 +534,59 @@ def gluon_int32(t: Path) -> None:
 
 case("convert-gluon-int32", lambda t: CONV + [_p(t, "w.params"), "--to", _p(t, "o.safetensors")],
      "has dtype int32, not a float type", gluon_int32, needs=("mxnet",))
+
+
+def caffe_bytes(drop: str | None = None, **change) -> Callable[[Path], bytes]:
+    """A .caffemodel of cifar-small (written by tests/test_caffe_format.py's own encoder),
+    without layer ``drop``, or with weights changed (``_set``-style: key -> function)."""
+    def make(t: Path) -> bytes:
+        from tests.test_caffe_format import caffemodel_bytes
+        weights = small_weights()
+        for key, value in change.items():
+            weights[key.replace("_", ".")] = value(weights[key.replace("_", ".")])
+        return caffemodel_bytes(get_variant(SMALL), weights, drop=drop)
+    return make
+
+
+CAFFE_BAD = {
+    "empty": (lambda t: b"", "the file is empty"),
+    "garbage": (lambda t: b"this is not a weights file\n" * 10, "wire type 4"),
+    "truncated": (lambda t: caffe_bytes()(t)[:50_000], "(a truncated file?)"),
+    "length-beyond-the-end": (lambda t: b"\xa2\x06\xff\xff\xff\xff\x0f" + bytes(10), "but only 10 are left"),
+    "pickle": (lambda t: pickle_bytes(t), "is not a Caffe .caffemodel"),
+    "safetensors": (lambda t: safetensors_bytes(small_weights()), "is not a Caffe .caffemodel"),
+    "missing-layer": (caffe_bytes(drop="fc4"), "fc4 is not among the names"),
+    "wrong-shape": (caffe_bytes(fc3_weight=lambda a: a[:, :1000].copy()),
+                    "'fc3.weight' has shape (384, 1000)"),
+    "nan": (caffe_bytes(conv2_bias=_with_value(np.nan)), "NaN or Inf"),
+}
+for name, (make, message) in CAFFE_BAD.items():
+    case(f"convert-caffe-{name}",
+         lambda t: CONV + [_p(t, "w.caffemodel"), "--to", _p(t, "o.safetensors")], message,
+         write("w.caffemodel", make))
+case("convert-caffe-bgr-to-rgb-from-canonical",
+     lambda t: CONV + [_p(t, "w.safetensors"), "--to", _p(t, "o.safetensors"), "--bgr-to-rgb"],
+     "--bgr-to-rgb is for Caffe's BGR models: it needs --from caffe:FILE", GOOD)
+case("convert-caffe-rgb-to-bgr-to-canonical",
+     lambda t: CONV + [_p(t, "w.safetensors"), "--to", _p(t, "o.safetensors"), "--rgb-to-bgr"],
+     "it needs --to caffe:FILE", GOOD)
+case("convert-caffe-bgr-to-rgb-caffe-to-caffe",
+     lambda t: CONV + [_p(t, "w.caffemodel"), "--to", _p(t, "o.caffemodel"), "--bgr-to-rgb"],
+     "caffe on both sides", write("w.caffemodel", caffe_bytes()))
+case("convert-caffe-bgr-to-rgb-one-channel",
+     lambda t: CONV + [_p(t, "w.caffemodel"), "--to", _p(t, "o.safetensors"), "--bgr-to-rgb",
+                       "--variant", "d2l"], "takes 1 input channel", write("w.caffemodel", caffe_bytes()))
+usage("convert-caffe-both-channel-orders",
+      lambda t: CONV + ["w.caffemodel", "--to", "o.safetensors", "--bgr-to-rgb", "--rgb-to-bgr"],
+      "not allowed with argument")
+case("convert-caffe-target-exists",
+     lambda t: CONV + [_p(t, "w.safetensors"), "--to", _p(t, "o.caffemodel")], "--force",
+     GOOD, write("o.caffemodel", b"keep me"))
 for fmt, suffix in (("canonical", "safetensors"), ("pytorch", "pt"), ("keras", "weights.h5"),
-                    ("gluon", "params")):
+                    ("gluon", "params"), ("caffe", "caffemodel")):
     case(f"convert-{fmt}-directory", lambda t, s=suffix: CONV + [_p(t, f"d.{s}"), "--to",
                                                                   _p(t, "o.safetensors")],
-         "not a file", mkdir(f"d.{suffix}"), needs=() if fmt == "canonical" else (
+         "not a file", mkdir(f"d.{suffix}"), needs=() if fmt in ("canonical", "caffe") else (
              {"pytorch": "pytorch", "keras": "tensorflow", "gluon": "mxnet"}[fmt],))
 case("convert-target-exists", lambda t: CONV + [_p(t, "w.safetensors"), "--to", _p(t, "o.pt")],
      "--force", GOOD, write("o.pt", b"keep me"))
@@ -553,7 +601,7 @@ case("convert-target-is-a-directory",
 case("convert-target-unwritable",
      lambda t: CONV + [_p(t, "w.safetensors"), "--to", _p(t, "ro/o.pt")], "not writable",
      GOOD, lambda t: (t / "ro").mkdir(mode=0o500), as_root="root writes to any directory")
-case("convert-unknown-format", lambda t: CONV + ["caffe:" + _p(t, "w.caffemodel"), "--to",
+case("convert-unknown-format", lambda t: CONV + ["darknet:" + _p(t, "w.weights"), "--to",
                                                  _p(t, "o.pt")], "cannot tell the format")
 case("convert-unknown-variant", lambda t: ["convert", "--variant", "nope", "--from",
                                            _p(t, "w.safetensors"), "--to", _p(t, "o.pt")],
@@ -698,7 +746,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 
 LOADERS = ["load_weights", "formats.read-canonical", "formats.read-pytorch",
            "formats.read-torchvision", "formats.read-gluon", "formats.read-gluon-zoo",
-           "formats.read-keras", "evaluate", "crosscheck", "train-resume-state",
+           "formats.read-keras", "formats.read-caffe", "evaluate", "crosscheck", "train-resume-state",
            "train-resume-weights", "data-cifar10", "data-fashion-mnist"]
 
 
