@@ -30,6 +30,8 @@ KIND_OF = {Conv2d: "conv", Dense: "dense", ReLU: "relu", LRN: "lrn", MaxPool2d: 
 SWAPPED = {("avgpool", MaxPool2d), ("maxpool", AdaptiveAvgPool2d)}
 #: scores: the kind itself, a fused activation, a swapped pool, a layer of unknown kind
 EXACT, FUSED, SWAP, UNKNOWN = 3.0, 2.0, 1.0, 0.5
+#: how an observation that is a layer's input is labelled
+INPUT_LABEL = " (its input)"
 #: the same shape, and values near the reference's (relative L2 under CLOSE)
 SAME_SHAPE, NEAR, CLOSE = 1.0, 2.0, 1e-3
 
@@ -64,7 +66,7 @@ def observations(x: np.ndarray, captured: Sequence[Captured], weighted: set[str]
     for c in captured:
         items = []
         if c.inputs is not None:
-            items.append(Observation(f"{c.name} (its input)", "other", c.inputs, c.channels_last))
+            items.append(Observation(f"{c.name}{INPUT_LABEL}", "other", c.inputs, c.channels_last))
         items.append(Observation(c.name, c.kind, c.output, c.channels_last,
                                  c.name if c.name in weighted else None))
         for item in items:
@@ -161,4 +163,4 @@ def _move_fused(layers: Sequence[Layer], matched: dict[str, Observation]) -> Non
 def unmatched(obs: Sequence[Observation], matched: dict[str, Observation]) -> list[str]:
     """Labels of the observed layer outputs that are no spec layer (inputs left out)."""
     used = {id(o) for o in matched.values()}
-    return [o.label for o in obs[1:] if id(o) not in used and o.kind != "other"]
+    return [o.label for o in obs[1:] if id(o) not in used and not o.label.endswith(INPUT_LABEL)]

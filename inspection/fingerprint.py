@@ -107,7 +107,8 @@ def check_layers(variant: Variant, weights: Weights, x: np.ndarray, matched: dic
             got = obs.canonical()
         error = layer_error(got, outs[-1])
         passed = error.passes(tolerances)
-        finding = None if passed else fingerprint(variant, weights, segment, outs, got)
+        finding = None if passed else fingerprint(variant, weights, segment, outs, got,
+                                                   error.rel_l2)
         checks.append(LayerCheck(layer.name, tuple(l.name for l in segment), obs.label,
                                  tuple(got.shape[1:]), error, passed, finding))
         start, previous = index + 1, got.astype(np.float64)
@@ -147,9 +148,12 @@ def ranked(variant: Variant, weights: Weights, segment: Sequence[Layer], outs: S
 
 
 def fingerprint(variant: Variant, weights: Weights, segment: Sequence[Layer],
-                outs: Sequence[np.ndarray], got: np.ndarray) -> Optional[Finding]:
+                outs: Sequence[np.ndarray], got: np.ndarray,
+                batch_error: float = math.nan) -> Optional[Finding]:
     """The convention the observed ``got`` computes over ``segment`` (``outs``: the reference's
-    input and outputs of the segment), on the first image (a few where outputs are small)."""
+    input and outputs of the segment), on the first image (a few where outputs are small).
+    ``batch_error``: the spec's error on the whole batch, said as the spec's figure (the
+    layer table's), where it is known."""
     images = _images(got)
     observed = np.asarray(got[:images], np.float64)
     if not np.all(np.isfinite(observed)):
@@ -168,7 +172,8 @@ def fingerprint(variant: Variant, weights: Weights, segment: Sequence[Layer],
                    and differing(output, expected) >= EVIDENCE)
         runner = (unique[1][1], unique[1][0]) if len(unique) > 1 else None
         if matched or observed.shape == expected.shape:
-            return Finding(layer, text, error, spec_error, matched, runner)
+            said = spec_error if math.isnan(batch_error) else batch_error
+            return Finding(layer, text, error, said, matched, runner)
     # another shape and no recomputed output of it: the shape arithmetic explains it
     last = [l for l in segment if not isinstance(l, SHAPE_KEEPING)] or list(segment)
     blamed = last[-1]

@@ -206,13 +206,14 @@ _EVIDENCE = {"lrn": "LRN", "avgpool": "AdaptiveAvgPool2d"}
 
 def _kind_evidence(variant: Variant, kinds: Sequence[str]) -> list[Difference]:
     """LRN and adaptive pools the forward pass showed, against the variant's count. A count
-    of 0 says little (a functional ``F.local_response_norm`` shows no layer), so it counts
-    only where the model shows some."""
+    of 0 says something only of a model built of layers (one that shows its pools or
+    ReLUs): a functional ``F.local_response_norm`` shows no layer."""
     found = []
+    layered = any(k in ("maxpool", "relu") for k in kinds)
     for kind, type_name in _EVIDENCE.items():
         shown = sum(1 for k in kinds if k == kind)
         spec = sum(1 for l in variant.layers if type(l).__name__ == type_name)
-        if shown and shown != spec:
+        if (shown or layered) and shown != spec:
             found.append(Difference("", f"the forward pass shows {shown} {kind} layer(s) where "
                                         f"{variant.name} has {spec}", KIND_EVIDENCE * abs(shown - spec)))
     return found

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import textwrap
 from pathlib import Path
 
 from common.weights import atomic_write_bytes
@@ -32,15 +33,8 @@ def verdict(r: Inspection) -> str:
         f = c.finding
         if f is not None and f.matched:
             same.setdefault(_unnamed(f.text, f.layer), []).append(f)
-    reshaped = [f.layer for found in same.values() for f in found if math.isinf(f.spec_error)]
-    for d in r.candidate.changes():
-        if d.cost < 1.0:
-            continue
-        if reshaped and " takes " in d.text:  # a width that follows from a shape found below
-            d_text = d.text.split(":")[0] + f" (it follows from {reshaped[0]}'s output shape)"
-            parts.append(d_text)
-        else:
-            parts.append(d.text)
+    parts += [text for text, cost in zip(_differences(r), (d.cost for d in r.candidate.differences))
+              if cost >= 1.0]
     for text, found in same.items():
         layers = " and ".join(f.layer for f in found)
         evidence = found[0].evidence() if len(found) == 1 else _evidence_of_several(found)
@@ -58,6 +52,20 @@ def verdict(r: Inspection) -> str:
                          f"matches to float32 precision ({f.evidence()}: {f.text})")
     head = f"computes `{name}`" if r.candidate.same_function else f"is closest to `{name}`"
     return f"{head}, except: " + "; ".join(parts)
+
+
+def _differences(r: Inspection) -> list[str]:
+    """The identification's differences, in words; a first dense layer's width that follows
+    from a layer whose output shape the checks found changed says so."""
+    reshaped = [c.finding.layer for c in r.failing()
+                if c.finding is not None and c.finding.matched and math.isinf(c.finding.spec_error)]
+    said = []
+    for d in r.candidate.differences:
+        if reshaped and " takes " in d.text:
+            said.append(d.text.split(":")[0] + f" (it follows from {reshaped[0]}'s output shape)")
+        else:
+            said.append(d.text)
+    return said
 
 
 def _evidence_of_several(found: list) -> str:
@@ -83,7 +91,7 @@ def terminal(r: Inspection, quiet: bool = False) -> str:
     c, v = r.candidate, r.variant
     shape = "x".join(map(str, v.input_shape))
     lines.append(f"variant: {c.variant.name} at {shape}, {v.num_classes} classes"
-                 + ("" if not c.differences else ": " + "; ".join(d.text for d in c.differences)))
+                 + ("" if not c.differences else ": " + "; ".join(_differences(r))))
     if r.others:
         lines.append("also tried: " + ", ".join(f"{n} ({k} layer(s) differ)" for n, k in r.others))
     lines.append(("weights: the model's own, read out in canonical form" if r.own_weights else
@@ -91,12 +99,13 @@ def terminal(r: Inspection, quiet: bool = False) -> str:
                   + ", ".join(f"{s}->{m.name}" for s, m in c.pairs.items()) + ")"))
     lines.append(f"flatten: {ORDERS[r.flatten_order]}; {r.flatten_how}")
     lines += [f"note: {n}" for n in r.notes]
-    width = max([len(k.observed_as) for k in r.checks] + [10])
-    lines.append(f"  {'spec layer':<14} {'model layer':<{width}} {'shape':<14} {'rel L2':>8} "
-                 f"{'norm max':>8}  status")
+    width = max([len(k.observed_as) for k in r.checks] + [11])
+    spec_width = max([len("+".join(k.segment)) for k in r.checks] + [10])
+    lines.append(f"  {'spec layer':<{spec_width}} {'model layer':<{width}} {'shape':<14} "
+                 f"{'rel L2':>8} {'norm max':>8}  status")
     for k in r.checks:
-        spec = "+".join(k.segment) if len(k.segment) > 1 else k.layer
-        lines.append(f"  {spec:<14} {k.observed_as:<{width}} {'x'.join(map(str, k.shape)):<14} "
+        spec = "+".join(k.segment)
+        lines.append(f"  {spec:<{spec_width}} {k.observed_as:<{width}} {'x'.join(map(str, k.shape)):<14} "
                      f"{_sci(k.error.rel_l2):>8} {_sci(k.error.norm_max):>8}  "
                      f"{'ok' if k.passed else 'DIFFERS' if k.checked else 'not checked'}")
     for k in r.unchecked():
@@ -168,19 +177,22 @@ def figure(r: Inspection) -> bytes:
     errors = [min(max(k.error.rel_l2, 1e-12), 10.0) if math.isfinite(k.error.rel_l2) else 10.0
               for k in r.checks]
     fig, ax = plt.subplots(figsize=(11, 4))
-    colours = ["tab:green" if k.passed else "tab:red" for k in r.checks]
+    colours = ["tab:green" if k.passed else "tab:red" if k.checked else "tab:gray" for k in r.checks]
     ax.bar(names, errors, color=colours)
     ax.set_yscale("log")
     ax.axhline(1e-5, color="black", linestyle="--", label="tolerance")
-    for i, k in enumerate(r.checks):
-        if k.finding is not None:
-            ax.annotate(k.finding.text[:60], (i, errors[i]), rotation=20, fontsize=7,
-                        xytext=(0, 4), textcoords="offset points")
-    ax.set_ylabel("rel L2 vs float64 (layer in isolation)")
-    ax.set_title(f"{r.target}: {r.candidate.variant.name}")
+    found = [(i, k.finding) for i, k in enumerate(r.checks) if k.finding is not None]
+    for n, (i, finding) in enumerate(found, 1):
+        ax.annotate(f"[{n}]", (i, errors[i]), ha="center", fontsize=8, xytext=(0, 3),
+                    textcoords="offset points")
+    ax.set_ylabel("rel L2 vs float64\n(each layer in isolation)")
+    ax.set_title(f"{Path(r.target.split(':')[0]).name}:{r.target.split(':')[-1]} as "
+                 f"{r.candidate.variant.name}", fontsize=10)
     ax.tick_params(axis="x", rotation=45)
     ax.legend()
-    fig.tight_layout()
+    legend = [textwrap.shorten(f"[{n}] {f.text}", 150) for n, (_, f) in enumerate(found, 1)]
+    fig.text(0.01, 0.01, "\n".join(legend[:8]), fontsize=7, va="bottom")
+    fig.tight_layout(rect=(0, 0.04 * min(len(legend), 8), 1, 1))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)

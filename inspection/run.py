@@ -149,17 +149,16 @@ def _order(model: ForeignModel, candidate: identify.Candidate, variant: Variant,
     dense_input = call.inputs
     if dense_input.ndim == 4:  # the dense layer flattens itself (Gluon's Dense(flatten=True))
         return ("hwc" if call.channels_last else "chw"), f"{model_fc} flattens its 4-D input itself"
-    maps = []
+    maps = []  # the model's 4-D arrays before the dense layer, latest first, NCHW: the spec's
+    # map shape first; any of the dense layer's width after (a change upstream resized it)
     for c in reversed(captured[:captured.index(call) + 1]):
         for array in (c.output, c.inputs):
-            if array is not None and array.ndim == 4:
+            if array is not None and array.ndim == 4 and array[0].size == dense_input[0].size:
                 obs = align.Observation(c.name, c.kind, array, c.channels_last)
-                m = obs.canonical(chw)
-                if m is not None:
-                    maps.append(m)
+                maps.append(obs.canonical(chw) if obs.canonical(chw) is not None else obs.canonical())
     found = flatten.from_own_map(dense_input, maps)
     if found is not None:
-        return found, f"{model_fc}'s input is the model's own {'x'.join(map(str, chw))} map flattened so"
+        return found, f"{model_fc}'s input is the model's own last feature map flattened so"
     if expected is not None:
         order, errors = flatten.closest(dense_input, expected[_flatten_input_layer(variant)])
         said = ", ".join(f"{o} {e:.2g}" for o, e in errors.items())
@@ -246,17 +245,20 @@ def inspect(target: Target, *, variant: Optional[str] = None,
                                            batch_size=batch_size, flatten_forced=flatten_forced,
                                            tolerances=tolerances, target=target.text,
                                            framework=target.framework, progress=progress))
-        except ForeignModelError as exc:  # a model built for one input refuses another's
+        except ForeignModelError:  # a model built for one input refuses another's
             if not results and len(chosen) == len(refused) + 1:
                 raise
-            refused.append(f"{candidate.variant.name}: {exc}")
+            refused.append(f"{candidate.variant.name} "
+                           f"(at {'x'.join(map(str, candidate.variant.input_shape))})")
             continue
         if results[-1].exact:
             break  # the model computes this one: no other candidate can do better
     results.sort(key=lambda r: (not r.exact, len(r.failing()), r.candidate.cost))
     best = results[0]
     best.others = [(r.candidate.variant.name, len(r.failing())) for r in results[1:]]
-    best.notes += [f"not checked as {said}" for said in refused]
+    if refused:
+        best.notes.append(f"{' and '.join(refused)} also fit the layer shapes, but the model "
+                          f"does not run at that input")
     best.seconds = time.perf_counter() - start
     return best
 
