@@ -251,8 +251,10 @@ def inspect(target: Target, *, variant: Optional[str] = None,
             refused.append(f"{candidate.variant.name} "
                            f"(at {'x'.join(map(str, candidate.variant.input_shape))})")
             continue
-        if results[-1].exact:
-            break  # the model computes this one: no other candidate can do better
+        last = results[-1]
+        if last.exact or all(c.finding is not None and c.finding.matched for c in last.failing()):
+            break  # computed exactly, or every difference has a confirmed convention: no other
+            # candidate can explain the model better
     results.sort(key=lambda r: (not r.exact, len(r.failing()), r.candidate.cost))
     best = results[0]
     best.others = [(r.candidate.variant.name, len(r.failing())) for r in results[1:]]

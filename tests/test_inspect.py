@@ -38,6 +38,7 @@ def inspect_case(framework: str, name: str, **options):
     from inspection.run import inspect
     from inspection.target import load
 
+    options.setdefault("batch_size", 1)  # one normal image and the photograph: enough here
     return inspect(load(f"{MODELS / FILES[framework]}:{name}"), **options)
 
 
