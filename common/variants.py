@@ -76,7 +76,51 @@ def paper(num_classes: int):
         Flatten("flatten"),
     ) + _classifier(4096, num_classes, dropout_first=False)
     return (layers, "Krizhevsky et al. 2012; layer order of Caffe bvlc_alexnet",
-            "LRN constants are the paper's (k=2, n=5, alpha=1e-4, beta=0.75), not Caffe's k=1.")
+            "LRN is the paper's equation (k=2, n=5, alpha=1e-4 not divided by n, beta=0.75); "
+            "Caffe's LRN divides alpha by n and has k=1, and Caffe rounds pools up: Caffe "
+            "weights go with caffe-alexnet, not this variant.")
+
+
+#: Caffe's LRN as both BVLC deploy definitions write it (lrn_param local_size 5, alpha 1e-4,
+#: beta 0.75; k left at its default 1); Caffe divides alpha by local_size (lrn_layer.cpp)
+CAFFE_LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0, alpha_over_size=True)
+
+
+def _caffe(num_classes: int, *, pool_first: bool) -> tuple[Layer, ...]:
+    """BVLC's AlexNet: conv1-conv5 with groups 2 on conv2, conv4 and conv5, Caffe's LRN after
+    relu1 and relu2 (after pool1 and pool2 where ``pool_first``), Caffe's pooling (ceil
+    rounding), then fc6-fc8 and Caffe's deploy-time Softmax ``prob``."""
+    def block(i: int, conv: Conv2d) -> tuple[Layer, ...]:
+        norm, pool = LRN(f"norm{i}", **CAFFE_LRN), MaxPool2d(f"pool{i}", 3, 2, ceil_mode=True)
+        return (conv, ReLU(f"relu{i}")) + ((pool, norm) if pool_first else (norm, pool))
+    return (
+        block(1, Conv2d("conv1", 96, 11, stride=4))
+        + block(2, Conv2d("conv2", 256, 5, padding=symmetric(2), groups=2))
+        + (Conv2d("conv3", 384, 3, padding=symmetric(1)), ReLU("relu3"),
+           Conv2d("conv4", 384, 3, padding=symmetric(1), groups=2), ReLU("relu4"),
+           Conv2d("conv5", 256, 3, padding=symmetric(1), groups=2), ReLU("relu5"),
+           MaxPool2d("pool5", 3, 2, ceil_mode=True),
+           Flatten("flatten"))
+        + _classifier(4096, num_classes, dropout_first=False) + (Softmax("prob"),)
+    )
+
+
+@register("caffe-alexnet", (3, 227, 227), 1000)
+def caffe_alexnet(num_classes: int):
+    return (_caffe(num_classes, pool_first=False),
+            "BVLC model zoo bvlc_alexnet (Caffe models/bvlc_alexnet/deploy.prototxt)",
+            "Caffe's LRN: alpha=1e-4 divided by local_size 5 (alpha_over_size), k=1, beta=0.75; "
+            "pools round up (ceil mode); the same layers as paper otherwise. Caffe's ImageNet "
+            "models take BGR input.")
+
+
+@register("caffenet", (3, 227, 227), 1000)
+def caffenet(num_classes: int):
+    return (_caffe(num_classes, pool_first=True),
+            "BVLC model zoo bvlc_reference_caffenet (Caffe models/bvlc_reference_caffenet/"
+            "deploy.prototxt)",
+            "As caffe-alexnet, but each of pool1 and pool2 comes before its LRN (norm1, norm2). "
+            "Caffe's ImageNet models take BGR input.")
 
 
 @register("torchvision", (3, 224, 224), 1000)

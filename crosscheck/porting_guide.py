@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.conventions import (
-    dense_to_keras, hwc_to_chw_index, lrn_alpha_divided_by_size, lrn_depth_radius, oihw_to_hwio,
+    LRN_DIVIDES_ALPHA, dense_to_keras, hwc_to_chw_index, lrn_alpha_divided_by_size, lrn_alpha_undivided,
+    lrn_depth_radius, oihw_to_hwio,
 )
 from common.optim import OPTIMIZERS, framework_optimizer
 from common.shapes import infer, param_shapes, same_padding
@@ -48,14 +49,19 @@ RULES = (
          ("tests/test_crosscheck.py::test_tf_flatten_permutation_missing_is_caught_at_first_dense",
           "tests/test_backward.py::test_tf_missing_flatten_permutation_is_blamed_on_fc6")),
     Rule("LRN parameters",
-         "The spec keeps the paper's alpha (not divided by the window size n). PyTorch "
-         "LocalResponseNorm and MXNet LRN divide alpha by n: pass alpha * n. TensorFlow takes "
-         "a radius r = (n - 1) / 2 and does not divide.",
-         ("common.conventions.lrn_alpha_divided_by_size", "common.conventions.lrn_depth_radius"),
+         "A spec LRN writes alpha as its source does: the paper's, not divided by the window "
+         "size n, or Caffe's, divided by n (`alpha_over_size`; Caffe's k defaults to 1). "
+         "PyTorch LocalResponseNorm and MXNet LRN divide alpha by n: pass a paper's alpha * n, "
+         "a Caffe alpha as it is. TensorFlow takes a radius r = (n - 1) / 2 and does not "
+         "divide: pass a paper's alpha as it is, a Caffe alpha / n.",
+         ("common.conventions.lrn_alpha_divided_by_size", "common.conventions.lrn_alpha_undivided",
+          "common.conventions.lrn_depth_radius"),
          ("tests/test_crosscheck.py::test_lrn_alpha_left_unconverted_is_caught_at_norm1",
           "tests/test_crosscheck.py::test_mxnet_lrn_alpha_left_unconverted_is_caught",
+          "tests/test_crosscheck.py::test_caffe_lrn_in_the_papers_convention_is_caught_at_norm1",
           "tests/test_crosscheck.py::test_tf_lrn_radius_taken_as_size_is_caught",
-          "tests/test_reference.py::test_lrn_at_large_magnitude")),
+          "tests/test_reference.py::test_lrn_at_large_magnitude",
+          "tests/test_reference.py::test_caffe_lrn_by_hand")),
     Rule("SAME padding",
          "TensorFlow's SAME pads asymmetrically, the odd pixel at the bottom/right; PyTorch and "
          "MXNet pad symmetrically, so SAME becomes an explicit asymmetric pad there.",
@@ -182,14 +188,15 @@ def _lrn() -> str:
         for layer in get_variant(name).layers:
             if isinstance(layer, LRN):
                 rows.append([name, f"`{layer.name}`", f"{layer.size}, {layer.alpha:g}, {layer.beta:g}, {layer.k:g}",
+                             "Caffe's (/ n)" if layer.alpha_over_size else "paper's",
                              f"`LocalResponseNorm({layer.size}, alpha={lrn_alpha_divided_by_size(layer):g}, "
                              f"beta={layer.beta:g}, k={layer.k:g})`",
                              f"`LRN(nsize={layer.size}, alpha={lrn_alpha_divided_by_size(layer):g}, "
                              f"beta={layer.beta:g}, knorm={layer.k:g})`",
                              f"`local_response_normalization(depth_radius={lrn_depth_radius(layer)}, "
-                             f"bias={layer.k:g}, alpha={layer.alpha:g}, beta={layer.beta:g})`"])
-    return render(["variant", "layer", "spec size, alpha, beta, k", "PyTorch", "MXNet", "TensorFlow"],
-                  rows, "markdown")
+                             f"bias={layer.k:g}, alpha={lrn_alpha_undivided(layer):g}, beta={layer.beta:g})`"])
+    return render(["variant", "layer", "spec size, alpha, beta, k", "alpha convention", "PyTorch",
+                   "MXNet", "TensorFlow"], rows, "markdown")
 
 
 def _padding() -> str:
@@ -209,7 +216,9 @@ def _padding() -> str:
             elif isinstance(layer, MaxPool2d) and (layer.ceil_mode or layer.padding):
                 rows.append([name, f"`{layer.name}`", f"{layer.kernel}/{layer.stride}",
                              "ceil mode" if layer.ceil_mode else "padded",
-                             "-inf pad " + str(info.padding), "explicit -inf pad, then valid"])
+                             "-inf pad " + str(info.padding),
+                             "explicit -inf pad, then valid" if any(info.padding) else
+                             "`padding=\"valid\"` (ceil mode rounds nothing up at this size)"])
     return render(["variant", "layer", "kernel/stride", "spec", "resolved", "Keras"], rows, "markdown")
 
 
@@ -243,6 +252,9 @@ def guide() -> str:
         _rules(),
         "## Layer arguments, computed",
         "### LRN",
+        "Divides alpha by the window size n (`common.conventions.LRN_DIVIDES_ALPHA`): "
+        + ", ".join(f"{who} {'yes' if divides else 'no'}" for who, divides in LRN_DIVIDES_ALPHA.items())
+        + ".",
         _lrn(),
         "### Padding and pooling that differ from each framework's default",
         _padding(),

@@ -68,7 +68,7 @@ def conv_block(draw, i: int, layers: list[Layer], input_shape):
     if draw(st.booleans()):
         block.append(LRN(f"norm{i}", size=draw(st.sampled_from([1, 3, 5, 7])),
                          alpha=10 ** draw(st.floats(-5, -3)), beta=draw(st.floats(0.5, 1.0)),
-                         k=draw(st.floats(0.5, 3.0))))
+                         k=draw(st.floats(0.5, 3.0)), alpha_over_size=draw(st.booleans())))
     if draw(st.booleans()):
         kernel = draw(st.integers(1, 4))
         pool = MaxPool2d(f"pool{i}", kernel, draw(st.integers(1, 3)),

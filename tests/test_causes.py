@@ -29,6 +29,7 @@ PAPER = get_variant("paper", num_classes=5, input_size=(67, 67))       # grouped
 CIFAR = get_variant("cifar-small")                                      # conv1 28x28 -> pool1 13x13
 CIFAR31 = get_variant("cifar-small", input_size=(31, 31))               # pool1 27 -> 13 for k 2 and 3
 TF_BENCH = get_variant("tf-benchmark", num_classes=5, input_size=(68, 68))  # conv1 SAME pads (3, 4)
+CAFFE = get_variant("caffe-alexnet", num_classes=5, input_size=(67, 67))  # Caffe's LRN
 #: what the registry's variants lack at a small size: a square dense layer (fc7), dropout
 #: on both sides of a dense layer, adaptive pooling 8x8 -> 3x3 with overlapping bins
 TINY = Variant("tiny", (
@@ -296,6 +297,38 @@ def test_lrn_alpha_multiplied_by_n(monkeypatch, framework):
     """A PyTorch/MXNet alpha (times n) given to an LRN that does not divide by n."""
     plant_spec(monkeypatch, framework, "norm1", alpha=PAPER.layer("norm1").alpha * 5)
     assert_cause(forward(framework, PAPER), "norm1", "alpha multiplied by the window size 5")
+
+
+#: the function of common.conventions each framework's model takes its LRN alpha from
+LRN_ALPHA = {"pytorch": "lrn_alpha_divided_by_size", "mxnet": "lrn_alpha_divided_by_size",
+             "tensorflow": "lrn_alpha_undivided"}
+
+
+def plant_papers_convention(monkeypatch, framework: str) -> None:
+    """The framework's model reads every LRN's alpha in the paper's convention, whatever the
+    spec says: a Caffe alpha taken as undivided."""
+    import importlib
+
+    from common import conventions
+    backend_or_skip(framework)
+    module, function = importlib.import_module(MODEL_MODULES[framework]), LRN_ALPHA[framework]
+    convert = getattr(conventions, function)
+    monkeypatch.setattr(module, function, lambda lrn: convert(replace(lrn, alpha_over_size=False)))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
+def test_caffe_lrn_alpha_read_in_the_papers_convention(monkeypatch, framework):
+    plant_papers_convention(monkeypatch, framework)
+    assert_cause(forward(framework, CAFFE), "norm1", "Caffe's alpha taken as the paper's")
+
+
+def test_caffe_lrn_alpha_divided_twice(monkeypatch):
+    """TensorFlow's conversion (a Caffe alpha over n) given to PyTorch, which divides again."""
+    backend_or_skip("pytorch")
+    import impls.pytorch.model as m
+    from common.conventions import lrn_alpha_undivided
+    monkeypatch.setattr(m, "lrn_alpha_divided_by_size", lrn_alpha_undivided)
+    assert_cause(forward("pytorch", CAFFE), "norm1", "divided by the window size 5 once more")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORK_NAMES)

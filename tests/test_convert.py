@@ -22,7 +22,8 @@ from impls.formats import FORMATS
 from tests.conftest import VARIANTS, backend_or_skip, rel_l2
 
 #: every variant at an input small enough to convert and verify in a second or two
-SMALL_INPUT = {"paper": (67, 67), "torchvision": (63, 63), "d2l": (67, 67),
+SMALL_INPUT = {"paper": (67, 67), "caffe-alexnet": (67, 67), "caffenet": (67, 67),
+               "torchvision": (63, 63), "d2l": (67, 67),
                "gluon-cifar": (163, 163), "tf-benchmark": (67, 67), "cifar-small": None}
 #: the formats any variant has (the zoo formats hold only ``torchvision``)
 OWN_FORMATS = [name for name, fmt in FORMATS.items() if fmt.zoo is None]

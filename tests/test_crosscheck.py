@@ -60,6 +60,24 @@ def test_lrn_alpha_left_unconverted_is_caught_at_norm1(monkeypatch):
     assert_caught(check("paper", "pytorch"), "norm1")
 
 
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_caffe_lrn_in_the_papers_convention_is_caught_at_norm1(monkeypatch, framework):
+    """A port that reads Caffe's alpha as the paper's (undivided): PyTorch given alpha * n,
+    TensorFlow alpha as it is, both five times Caffe's alpha / n."""
+    import importlib
+
+    from common import conventions
+    backend_or_skip(framework)
+    module, function = {"pytorch": ("impls.pytorch.model", "lrn_alpha_divided_by_size"),
+                        "tensorflow": ("impls.tensorflow.model", "lrn_alpha_undivided")}[framework]
+    convert = getattr(conventions, function)
+    monkeypatch.setattr(importlib.import_module(module), function,
+                        lambda lrn: convert(replace(lrn, alpha_over_size=False)))
+    result = check("caffe-alexnet", framework)
+    assert_caught(result, "norm1")
+    assert result.first_divergence.error.rel_l2 > 1e-2  # far above float32 noise
+
+
 def test_d2l_conv1_padding_1_same_shapes_caught_by_values(monkeypatch):
     # The d2l PyTorch port pads conv1 by 1, MXNet by 0: both give 54x54 (DESIGN.md).
     import impls.pytorch.model as m

@@ -20,6 +20,8 @@ def small_cases():
     yield "odd", odd_variant()
     # paper's layer kinds (groups, LRN at its constants) on a small input
     yield "paper-small", get_variant("paper", num_classes=5, input_size=(67, 67))
+    # Caffe's LRN (alpha divided by the window), after ceil-mode pools, and a final Softmax
+    yield "caffenet-small", get_variant("caffenet", num_classes=5, input_size=(67, 67))
     yield "torchvision-small", get_variant("torchvision", num_classes=4, input_size=(63, 63))
     # SAME padding, and a final Softmax folded into the loss
     yield "tf-benchmark-small", get_variant("tf-benchmark", num_classes=5, input_size=(67, 67))

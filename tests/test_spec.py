@@ -8,16 +8,21 @@ from dataclasses import replace
 import pytest
 
 from common.shapes import infer, param_shapes, pool_output, same_padding, smallest_square_input, totals
-from common.spec import Conv2d, MaxPool2d, SpecError
+from common.spec import LRN, Conv2d, MaxPool2d, SpecError
 from common.variants import get_variant
 from tests.conftest import VARIANTS
 
-PARAMS = {"paper": 60_965_224, "torchvision": 61_100_840, "d2l": 46_764_746, "cifar-small": 576_778}
+#: BVLC publishes no count for CaffeNet: its layer shapes are bvlc_alexnet's, so is its count
+PARAMS = {"paper": 60_965_224, "caffe-alexnet": 60_965_224, "caffenet": 60_965_224,
+          "torchvision": 61_100_840, "d2l": 46_764_746, "cifar-small": 576_778}
 
 # Per-layer (C, H, W) after each conv and pool, from DESIGN.md (and seed 004's printout).
 FEATURE_SHAPES = {
     "paper": [(96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13), (384, 13, 13),
               (384, 13, 13), (256, 13, 13), (256, 6, 6)],
+    # Caffe's ceil rounding changes no size at 227: (55 - 3) / 2 and (27 - 3) / 2 are whole
+    "caffe-alexnet": [(96, 55, 55), (96, 27, 27), (256, 27, 27), (256, 13, 13), (384, 13, 13),
+                      (384, 13, 13), (256, 13, 13), (256, 6, 6)],
     "torchvision": [(64, 55, 55), (64, 27, 27), (192, 27, 27), (192, 13, 13), (384, 13, 13),
                     (256, 13, 13), (256, 13, 13), (256, 6, 6)],
     "d2l": [(96, 54, 54), (96, 26, 26), (256, 26, 26), (256, 12, 12), (384, 12, 12),
@@ -41,6 +46,26 @@ def test_torchvision_macs_and_flops():
 def test_feature_shapes(name):
     shapes = [i.out_shape for i in infer(get_variant(name)) if i.kind in ("Conv2d", "MaxPool2d")]
     assert shapes == FEATURE_SHAPES[name]
+
+
+def test_caffe_variants_are_bvlcs_deploy_definitions():
+    """bvlc_alexnet normalizes before it pools, CaffeNet after; both have Caffe's LRN (alpha
+    divided by local_size, k 1), ceil-mode pools, and a Softmax ``prob`` after fc8."""
+    alexnet, caffenet = get_variant("caffe-alexnet"), get_variant("caffenet")
+    names = [layer.name for layer in alexnet.layers]
+    assert names[:8] == ["conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2"]
+    assert [layer.name for layer in caffenet.layers][:8] == [
+        "conv1", "relu1", "pool1", "norm1", "conv2", "relu2", "pool2", "norm2"]
+    assert names[-8:] == ["fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8", "prob"]
+    assert alexnet.logits_layer == "fc8" and alexnet.input_shape == (3, 227, 227)
+    for variant in (alexnet, caffenet):
+        assert sorted(layer.name for layer in variant.layers) == sorted(names)
+        assert {(l.size, l.alpha, l.beta, l.k, l.alpha_over_size) for l in variant.layers
+                if isinstance(l, LRN)} == {(5, 1e-4, 0.75, 1.0, True)}
+        assert all(l.ceil_mode for l in variant.layers if isinstance(l, MaxPool2d))
+        assert [l.groups for l in variant.layers if isinstance(l, Conv2d)] == [1, 2, 1, 2, 2]
+    # the same shapes as paper: each other's weights load
+    assert param_shapes(alexnet) == param_shapes(caffenet) == param_shapes(get_variant("paper"))
 
 
 def test_d2l_flatten_is_6400():
