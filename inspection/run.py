@@ -109,9 +109,8 @@ def identify_model(target: Target, *, input_shape: Optional[tuple[int, int, int]
             found.append(((c.cost, not at_default), model, c))
         if progress:
             progress(f"built at {'x'.join(map(str, shape))}: {identify.structure(layers)}")
-        best = min((key for key, _, _ in found), default=None)
-        if best is not None and best == (0.0, False):
-            break  # an exact candidate at its own input: no other shape can do better
+        if any(c.same_function and c.variant.input_shape == shape for _, _, c in found):
+            break  # the variant's own function at its own input: no other shape can do better
         model = None
     if not found:
         if refusals and len(refusals) == len(_probe_shapes(input_shape)):
@@ -208,8 +207,10 @@ def check_candidate(model: ForeignModel, candidate: identify.Candidate, *, own_w
         captured = model.run(x)
         expected = None
         order, how = _order(model, candidate, variant, captured, flatten_forced, None)
-        if order != "chw":
-            model.write_weights(transfer.to_model(candidate, variant, weights, order))
+        if order != "chw":  # only the first dense layer's columns move
+            fc = candidate.pairs[identify.first_dense_after_flatten(variant).name].name
+            moved = transfer.to_model(candidate, variant, weights, order)
+            model.write_weights({fc: moved[fc]} if fc in moved else {})
             captured = model.run(x)
     if progress:
         progress(f"{variant.name}: {len(captured)} layer calls captured; checking against float64")
