@@ -6,6 +6,7 @@
   that starts with ``alexnet `` (after any ``VAR=value`` assignments), or, in a console
   transcript (a ``console`` block, or one with ``$ `` prompts), a ``$ `` line that does; a
   line ending in ``\\`` continues on the next. Output lines in transcripts are not commands.
+- The README shows one example of every command.
 - docs/PORTING.md's table of each library's LRN defaults is the installed libraries'.
 """
 
@@ -131,6 +132,17 @@ def test_the_docs_have_command_examples():
 def test_every_command_example_parses(where, command):
     error = parse_error(argv_of(command))
     assert error is None, f"{where}: `{command}` is refused by alexnet's parser: {error}"
+
+
+def _command_names() -> set[str]:
+    parser = build_parser()
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
+def test_the_readme_shows_every_command():
+    shown = {argv_of(command)[0] for _, command in command_examples(ROOT / "README.md")}
+    assert shown == _command_names(), f"README.md has no example of {_command_names() - shown}"
 
 
 PLANTED = """# a doc
