@@ -6,6 +6,8 @@
   that starts with ``alexnet `` (after any ``VAR=value`` assignments), or, in a console
   transcript (a ``console`` block, or one with ``$ `` prompts), a ``$ `` line that does; a
   line ending in ``\\`` continues on the next. Output lines in transcripts are not commands.
+  Options must be spelled out (argparse would take a prefix), and a ``--variant`` the parser
+  takes as a plain string must be registered.
 - The README shows one example of every command.
 - docs/PORTING.md's table of each library's LRN defaults is the installed libraries'.
 """
@@ -97,7 +99,18 @@ def parse_error(argv: list[str]) -> str | None:
         return None
     finally:
         argparse.ArgumentParser.error = original
-    return unknown_variant(args)
+    return abbreviated(parser, argv) or unknown_variant(args)
+
+
+def abbreviated(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """argparse takes a prefix of an option (``--chec``): a doc's option must be spelled out,
+    or renaming ``--check`` to ``--checks`` would leave ``--check`` parsing."""
+    [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    command = next(word for word in argv if not word.startswith("-"))
+    known = set(parser._option_string_actions) | set(sub.choices[command]._option_string_actions)
+    short = [word.split("=")[0] for word in argv
+             if word.startswith("--") and word.split("=")[0] not in known]
+    return f"abbreviated option {', '.join(short)}" if short else None
 
 
 def unknown_variant(args: argparse.Namespace) -> str | None:
@@ -159,20 +172,23 @@ ALEXNET_MEMORY_LIMIT=4G alexnet train --framework pytorch --variant paper --data
 alexnet init --variant paper --out w.safetensors | tee log
 alexnet crosscheck --variant no-such-variant
 alexnet convert --variant no-such-variant --from a.pt --to b.safetensors
+alexnet crosscheck --variant paper --chec forward
 ```
 """
 
 
 def test_a_doc_line_with_a_bad_option_fails(tmp_path):
     """The check can fail: a planted doc's bad option on a continued line, and a bad choice,
-    are refused (a variant the parser takes as a string too), while its output line is not taken for a command and its good commands pass."""
+    are refused (a variant the parser takes as a string too, and an option argparse would take
+    abbreviated), while its output line is not taken for a command and its good commands pass."""
     doc = tmp_path / "planted.md"
     doc.write_text(PLANTED)
     examples = command_examples(doc)
-    assert [line for line, _ in examples] == [4, 7, 11, 12, 13, 14], examples
+    assert [line for line, _ in examples] == [4, 7, 11, 12, 13, 14, 15], examples
     errors = {line: parse_error(argv_of(command)) for line, command in examples}
     assert "--no-such-option" in errors[4], errors
     assert "no-such-variant" in errors[13] and "no-such-variant" in errors[14], errors
+    assert "abbreviated option --chec" in errors[15], errors
     assert errors[7] is None and errors[11] is None and errors[12] is None, errors
     with pytest.raises(AssertionError, match="refused by alexnet's parser"):
         test_every_command_example_parses("planted.md:4", examples[0][1])
