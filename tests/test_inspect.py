@@ -6,17 +6,31 @@ lands on another layer or names another convention fails here."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from pathlib import Path
 
 import pytest
 
+from common.weights import init_weights
 from tests.conftest import backend_or_skip
 
 MODELS = Path(__file__).parent / "inspect_models"
 #: framework -> (its models file, the framework name the backends use)
 FILES = {"pytorch": "torch_models.py", "mxnet": "gluon_models.py", "tensorflow": "keras_models.py"}
+
+
+#: the seeded canonical weights of a variant, made once per variant for all its models (a
+#: full-size variant's 61M normal draws take seconds; the inspection's result is the same)
+_seeded = functools.lru_cache(maxsize=4)(init_weights)
+
+
+@pytest.fixture(autouse=True)
+def seeded_weights_once(monkeypatch):
+    import inspection.run
+
+    monkeypatch.setattr(inspection.run, "init_weights", _seeded)
 
 
 def cases():
