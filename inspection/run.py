@@ -127,18 +127,13 @@ def identify_model(target: Target, *, input_shape: Optional[tuple[int, int, int]
     return chosen
 
 
-def _flatten_map_of(variant: Variant) -> Optional[tuple[int, int, int]]:
-    shapes = reference.input_shapes(variant)
-    return next((shapes[l.name] for l in variant.layers if isinstance(l, Flatten)), None)
-
-
 def _order(model: ForeignModel, candidate: identify.Candidate, variant: Variant, captured,
            forced: Optional[str], expected: Optional[dict[str, np.ndarray]]) -> tuple[str, str]:
     """The model's flatten order and how it was found."""
     if forced is not None:
         return forced, "given in --map"
     fc = identify.first_dense_after_flatten(variant)
-    chw = _flatten_map_of(variant)
+    chw = transfer.flattened_map(variant)
     if fc is None or chw is None or chw[1] * chw[2] == 1 or chw[0] == 1:
         return "chw", "either order gives the same vector here"
     model_fc = candidate.pairs[fc.name].name
@@ -170,7 +165,7 @@ def _flattened_to_chw(obs: list[align.Observation], variant: Variant,
     """Reorder, in place, the model's flattened vectors (those of the map's width, before its
     first dense layer's output) from H*W*C to the spec's C*H*W: the order is a layout the
     first dense layer's weights absorb, not a divergence."""
-    chw = _flatten_map_of(variant)
+    chw = transfer.flattened_map(variant)
     fc = identify.first_dense_after_flatten(variant)
     model_fc = candidate.pairs[fc.name].name
     width = chw[0] * chw[1] * chw[2]
@@ -205,7 +200,6 @@ def check_candidate(model: ForeignModel, candidate: identify.Candidate, *, own_w
         weights = init_weights(variant, seed)
         model.write_weights(transfer.to_model(candidate, variant, weights, "chw"))
         captured = model.run(x)
-        expected = None
         order, how = _order(model, candidate, variant, captured, flatten_forced, None)
         if order != "chw":  # only the first dense layer's columns move
             fc = candidate.pairs[identify.first_dense_after_flatten(variant).name].name

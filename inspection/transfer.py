@@ -49,7 +49,7 @@ def grouped_blocks(weight: np.ndarray, groups: int) -> Optional[np.ndarray]:
 def to_model(candidate: Candidate, variant: Variant, weights: Weights, order: str) -> LayerWeights:
     """``weights`` (canonical, of ``variant``) as the model's layers take them."""
     fc = first_dense_after_flatten(variant)
-    chw = _flattened_map(variant)
+    chw = flattened_map(variant)
     out: LayerWeights = {}
     for layer in variant.layers:
         if not isinstance(layer, (Conv2d, Dense)):
@@ -72,7 +72,7 @@ def from_model(candidate: Candidate, variant: Variant, own: LayerWeights,
     A missing bias is zeros; an ungrouped kernel that is block-diagonal is the variant's
     grouped one, any other makes that layer ungrouped in the returned variant."""
     fc = first_dense_after_flatten(variant)
-    chw = _flattened_map(variant)
+    chw = flattened_map(variant)
     weights: Weights = {}
     notes: list[str] = []
     layers = list(variant.layers)
@@ -99,9 +99,7 @@ def from_model(candidate: Candidate, variant: Variant, own: LayerWeights,
     return replace(variant, layers=tuple(layers)), weights, notes
 
 
-def _flattened_map(variant: Variant) -> Optional[tuple[int, int, int]]:
+def flattened_map(variant: Variant) -> Optional[tuple[int, int, int]]:
+    """(C, H, W) of the map the variant's Flatten takes, or None without one."""
     shapes = reference.input_shapes(variant)
-    for layer in variant.layers:
-        if isinstance(layer, Flatten):
-            return shapes[layer.name]
-    return None
+    return next((shapes[l.name] for l in variant.layers if isinstance(l, Flatten)), None)
