@@ -10,16 +10,25 @@ from crosscheck.backward import check_gradients, gradient_inputs, reference_chai
 from tests.conftest import VARIANTS, backend_or_skip, case
 
 
-def gradient_run(backend, variant_name: str):
+def gradient_run(backend, variant_name: str, ref=None):
+    """The backward check of a registered variant; ``ref``: its reference chain, if made already."""
     variant, weights, x, _ = case(variant_name)
     labels, masks = gradient_inputs(variant, len(x), seed=0)
-    ref = reference_chain(variant, weights, x, labels, masks)
+    if ref is None:
+        ref = reference_chain(variant, weights, x, labels, masks)
     return check_gradients(backend, variant, weights, x, labels, masks, ref)
 
 
-@pytest.mark.parametrize("variant_name", VARIANTS)
-def test_gradients_match_reference(backend, variant_name):
-    run = gradient_run(backend, variant_name)
+@pytest.fixture(scope="module", params=VARIANTS)
+def variant_reference(request):
+    """(name, float64 reference chain) of one variant, made once for all three frameworks, as
+    the crosscheck does (the tests are grouped by variant, so one chain is held at a time)."""
+    variant, weights, x, _ = case(request.param)
+    return request.param, reference_chain(variant, weights, x, *gradient_inputs(variant, len(x), seed=0))
+
+
+def test_gradients_match_reference(backend, variant_reference):
+    run = gradient_run(backend, *variant_reference)
     failed = [(r.layer, r.what, r.error.rel_l2) for r in run.end_to_end + run.isolated if not r.passed]
     assert run.status == "pass", failed
     assert run.worst("isolated") < 1e-5 and run.loss_error < 1e-5
