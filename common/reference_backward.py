@@ -162,13 +162,19 @@ def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.nda
 
 
 def forward_train(variant: Variant, weights: Weights, x: np.ndarray,
-                  masks: Optional[Masks] = None) -> dict[str, np.ndarray]:
-    """Every layer's float64 output with dropout applied by ``masks`` (eval mode if None)."""
+                  masks: Optional[Masks] = None,
+                  eval_outputs: Optional[dict[str, np.ndarray]] = None) -> dict[str, np.ndarray]:
+    """Every layer's float64 output with dropout applied by ``masks`` (eval mode if None).
+    ``eval_outputs``: ``reference.forward`` of the same weights and ``x``, taken as they are
+    up to the first Dropout that a mask changes (the convolutions, most of the arithmetic)."""
     outputs: dict[str, np.ndarray] = {}
     h = np.asarray(x, dtype=np.float64)
     for layer in variant.layers:
         if isinstance(layer, Dropout) and masks is not None:
+            eval_outputs = None  # from here on the outputs are train mode's own
             h = h * dropout_scale(masks[layer.name], layer.p)
+        elif eval_outputs is not None:
+            h = eval_outputs[layer.name]
         else:
             h = reference.FORWARD[type(layer)](h, layer, weights)
         outputs[layer.name] = h
@@ -177,13 +183,14 @@ def forward_train(variant: Variant, weights: Weights, x: np.ndarray,
 
 def backward(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
              masks: Optional[Masks] = None,
-             loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] = cross_entropy):
+             loss_fn: Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]] = cross_entropy,
+             eval_outputs: Optional[dict[str, np.ndarray]] = None):
     """Loss, every layer's output, dL/d(every layer's output), dL/d(input) and
     dL/d(every parameter), all float64. The loss is taken at ``variant.logits_layer``;
     a final Softmax after it has no gradient. ``loss_fn`` (logits, labels) -> (loss,
     dL/dlogits) is the fixed cross-entropy; the step check's cause hypotheses pass a port's
-    wrong loss (``crosscheck/step_causes.py``)."""
-    outputs = forward_train(variant, weights, x, masks)
+    wrong loss (``crosscheck/step_causes.py``). ``eval_outputs``: see ``forward_train``."""
+    outputs = forward_train(variant, weights, x, masks, eval_outputs)
     loss, g = loss_fn(outputs[variant.logits_layer], labels)
     layers = variant.up_to_logits().layers
     output_grads: dict[str, np.ndarray] = {}

@@ -110,8 +110,12 @@ class GradientRun:
 
 
 def reference_chain(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
-                    masks: dict[str, np.ndarray]) -> Chain:
-    loss, outputs, output_grads, grad_x, param_grads = reference_backward(variant, weights, x, labels, masks)
+                    masks: dict[str, np.ndarray],
+                    eval_outputs: Optional[dict[str, np.ndarray]] = None) -> Chain:
+    """The float64 chain every framework's is compared with. ``eval_outputs``:
+    ``reference.forward`` of the same weights and ``x``, reused up to the first dropout."""
+    loss, outputs, output_grads, grad_x, param_grads = reference_backward(
+        variant, weights, x, labels, masks, eval_outputs=eval_outputs)
     names = list(output_grads)  # up to the logits layer: a final Softmax has no gradient
     input_grads = {name: (grad_x if i == 0 else output_grads[names[i - 1]]) for i, name in enumerate(names)}
     return Chain(loss, outputs, output_grads, input_grads, param_grads)
@@ -262,11 +266,13 @@ def loss_scale(variant: Variant, ref: Chain) -> float:
 
 def check_gradients(backend, variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
                     masks: dict[str, np.ndarray], ref: Chain,
-                    tol: GradientTolerances = DEFAULT_GRADIENT_TOLERANCES) -> GradientRun:
-    """End-to-end and layer-isolated gradient comparison of one framework."""
+                    tol: GradientTolerances = DEFAULT_GRADIENT_TOLERANCES,
+                    model: object = None) -> GradientRun:
+    """End-to-end and layer-isolated gradient comparison of one framework. ``model``: the
+    framework's model of ``variant`` holding ``weights``, if one is built already."""
     start = time.perf_counter()
     scales = float32_scales(variant, masks)
-    model = backend.build(variant, weights)
+    model = backend.build(variant, weights) if model is None else model
     end_to_end = compare_chains(variant, run_chain(backend, model, variant, x, labels, scales),
                                 ref, x, tol, isolated=False)
     isolated_chain = run_chain(backend, model, variant, x, labels, scales, isolate_on=ref)

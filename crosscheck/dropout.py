@@ -169,17 +169,19 @@ def _train_cause(layer: str, p: float, kept: float, bound: float, ratios: np.nda
             f"spec's rate {p:g}")
 
 
-def check_dropout(backend, variant: Variant, weights: Weights, seed: int) -> DropoutRun:
+def check_dropout(backend, variant: Variant, weights: Weights, seed: int,
+                  model: object = None) -> DropoutRun:
     """Every Dropout layer of ``backend``'s model of ``variant``, run by the framework in
     train mode (``dropout_train``) and in eval mode (``forward_layer``) on seeded
-    positive inputs. A variant without dropout passes with no rows and builds nothing."""
+    positive inputs. A variant without dropout passes with no rows and builds nothing.
+    ``model``: the framework's model holding ``weights``, if one is built already."""
     start = time.perf_counter()
     infos = [info for info in infer(variant) if isinstance(info.layer, Dropout)]
     run = DropoutRun(backend.name, "pass")
     if infos:
         rng = np.random.default_rng(seed + 3)  # + 3: not the streams of gradient_inputs
         try:
-            model = backend.build(variant, weights)
+            model = backend.build(variant, weights) if model is None else model
             for info in infos:
                 x = dropout_input(info.in_shape, info.layer.p, rng)
                 run.rows.append(judge(info.name, info.layer.p, x,

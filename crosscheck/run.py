@@ -157,11 +157,17 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
                     ref: dict[str, np.ndarray], tol: Tolerances) -> tuple[FrameworkRun, dict]:
     """Build, run and compare one framework on one variant. What the framework raises is
     its failure, with a verdict (``crosscheck.verdicts``), never a traceback."""
+    return forward_check(backend, variant, weights, x, ref, tol)[:2]
+
+
+def forward_check(backend: Backend, variant: Variant, weights: Weights, x: np.ndarray,
+                  ref: dict[str, np.ndarray], tol: Tolerances) -> tuple[FrameworkRun, dict, object]:
+    """``check_framework``, and the model it built (None where building or running it raised)."""
     start = time.perf_counter()
 
-    def failed(verdict: Verdict) -> tuple[FrameworkRun, dict]:
+    def failed(verdict: Verdict) -> tuple[FrameworkRun, dict, object]:
         return FrameworkRun(backend.name, FAIL, verdict.text, seconds=time.perf_counter() - start,
-                            verdict_layer=verdict.layer), {}
+                            verdict_layer=verdict.layer), {}, None
 
     stage = "building the model and loading the weights"
     try:
@@ -179,7 +185,7 @@ def check_framework(backend: Backend, variant: Variant, weights: Weights, x: np.
     # which known bug reproduces the first divergent layer, from the input it got
     cause = None if first is None else divergence_cause(variant, weights, x, outputs, first.name)
     return FrameworkRun(backend.name, status, layers=layers, seconds=time.perf_counter() - start,
-                        run_to_run=run_to_run, cause=cause), outputs
+                        run_to_run=run_to_run, cause=cause), outputs, model
 
 
 CHECKS = ("forward", "backward", "step", "fastpath", "train")
@@ -246,9 +252,14 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
             unavailable[name] = (ERROR, f"{name}: import failed: {exc}")
             environment_errors.append(unavailable[name][1])
 
-    freeze()  # the frameworks' own objects: not scanned by each release() (common/release.py)
     # forward-only witnesses (impls.base.WITNESSES) take part in the forward check alone
     witnesses = [name for name, backend in backends.items() if is_forward_only(backend)]
+    for name in witnesses:
+        try:
+            backends[name].warm_up()  # their exporters' setup, frozen next with the frameworks
+        except Exception:  # noqa: BLE001 (each variant's own export reports it, with a verdict)
+            pass
+    freeze()  # the frameworks' own objects: not scanned by each release() (common/release.py)
     trainable = {name: backend for name, backend in backends.items() if name not in witnesses}
     runs: list[VariantRun] = []
     all_checks = checks
@@ -261,55 +272,54 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         start = time.perf_counter()
         ref = reference.forward(variant, weights, x)
         ref_seconds = time.perf_counter() - start
-        results: list[FrameworkRun] = []
+        results: dict[str, FrameworkRun] = {name: FrameworkRun(name, *unavailable[name])
+                                             for name in frameworks if name in unavailable}
         outputs: dict[str, dict[str, np.ndarray]] = {}
-        for name in frameworks:
-            if second and name in witnesses:
-                continue  # see SECOND_SIZE_CHECKS
-            if name in unavailable:
-                status, reason = unavailable[name]
-                results.append(FrameworkRun(name, status, reason))
-                continue
-            run, outputs[name] = check_framework(backends[name], variant, weights, x, ref,
-                                                    tolerances)
-            results.append(run)
-            divergence = run.first_divergence
-            release()  # the model just dropped (common/release.py)
-            say(f"  {variant_name:<13} {name:<10} {run.status:<4} {run.seconds:5.1f}s"
+
+        def forward(name: str) -> object:
+            """The forward check of ``name``; returns its model (None where it failed)."""
+            results[name], outputs[name], model = forward_check(backends[name], variant, weights,
+                                                                x, ref, tolerances)
+            divergence = results[name].first_divergence
+            say(f"  {variant_name:<13} {name:<10} {results[name].status:<4} "
+                f"{results[name].seconds:5.1f}s"
                 + (f"  first divergence at {divergence.name}" if divergence else ""))
+            return model
+
         gradients: list[GradientRun] = []
         dropouts: list[DropoutRun] = []
         steps: list[StepRun] = []
         skipped_checks = {name: [c for c in checks if c != "forward"]
                           for name in witnesses if not second}
         skipped_checks = {name: skipped for name, skipped in skipped_checks.items() if skipped}
-        for name, skipped in skipped_checks.items():
-            say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
         if "backward" in checks and trainable:
             labels, masks = gradient_inputs(variant, len(x), seed)
-            ref_chain = reference_chain(variant, weights, x, labels, masks)
+            ref_chain = reference_chain(variant, weights, x, labels, masks, ref)
         if "step" in checks and trainable:  # on the variant narrowed (crosscheck/narrow.py)
             stepped = narrow(variant)
             step_weights = weights if stepped is variant else init_weights(stepped, seed)
             step_labels, step_masks = gradient_inputs(stepped, len(x), seed)
-            step_chain = reference_chain(stepped, step_weights, x, step_labels, step_masks)
-        for name in frameworks:
-            if name not in trainable:
-                continue
+            step_chain = reference_chain(stepped, step_weights, x, step_labels, step_masks,
+                                         ref if stepped is variant else None)
+        for name in trainable:
+            # the forward check's model runs the backward and dropout checks too: the same
+            # weights, and a full-size build less each (0.2-0.6 s)
+            model = forward(name)
             if "backward" in checks:
                 gradients.append(guarded(
                     trainable[name], variant, "running the backward check",
                     lambda: check_gradients(trainable[name], variant, weights, x, labels, masks,
-                                            ref_chain),
+                                            ref_chain, model=model),
                     lambda verdict: GradientRun(name, FAIL, diagnosis=verdict.text)))
-                release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} backward {gradients[-1].status:<4} "
                     f"{gradients[-1].seconds:5.1f}s")
                 if not second:  # the shared masks never run the framework's own Dropout
-                    dropouts.append(check_dropout(trainable[name], variant, weights, seed))
-                    release()  # the model just dropped (common/release.py)
+                    dropouts.append(check_dropout(trainable[name], variant, weights, seed,
+                                                  model=model))
                     say(f"  {variant_name:<13} {name:<10} dropout  {dropouts[-1].status:<4} "
                         f"{dropouts[-1].seconds:5.1f}s")
+            model = None
+            release()  # the model just dropped (common/release.py)
             if "step" in checks:
                 steps.append(check_steps(trainable[name], stepped, step_weights, x, step_labels,
                                          step_masks, step_chain))
@@ -322,17 +332,24 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         fast_paths: list[FastPathRun] = []
         if "fastpath" in checks and trainable:
             labels, _ = gradient_inputs(variant, len(x), seed)
-            ref_grads = reference_backward.backward(variant, weights, x, labels)[4]  # dropout off
+            ref_grads = reference_backward.backward(variant, weights, x, labels,  # dropout off
+                                                   eval_outputs=ref)[4]
             for name in (n for n in frameworks if n in trainable):
                 fast_paths.append(check_fast_paths(trainable[name], variant, weights, x, labels,
                                                    ref[variant.layers[-1].name], ref_grads,
                                                    tolerances))
-                plain = [r.status for r in results + gradients if r.framework == name]
+                plain = [r.status for r in [results[name], *gradients] if r.framework == name]
                 fast_paths[-1].plain_passed = all(status == PASS for status in plain)
                 release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} fastpath {fast_paths[-1].status:<4} "
                     f"{fast_paths[-1].seconds:5.1f}s")
             ref_grads = None
+        if not second:  # the forward-only witnesses (SECOND_SIZE_CHECKS)
+            for name in witnesses:
+                forward(name)
+                release()  # the exported graph just dropped (common/release.py)
+            for name, skipped in skipped_checks.items():
+                say(f"  {variant_name:<13} {name:<10} {', '.join(skipped)} skipped: forward only")
         training: list[ParityRun] = []
         if "train" in checks and trainable:
             batches = parity_batches(variant, seed=seed)
@@ -351,7 +368,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                  for a, b in itertools.combinations(ran, 2)]
         runs.append(VariantRun(variant_name, variant.input_shape,
                                f"{batch_size} seeded normal images + 1 photograph",
-                               results, pairs, ref_seconds, gradients, steps, training,
+                               [results[name] for name in frameworks if name in results], pairs, ref_seconds, gradients, steps, training,
                                fast_paths, skipped_checks, dropouts,
                                narrowing(variant, stepped) if "step" in checks and trainable else "",
                                narrowing(_registered(variant), variant) if second else ""))
