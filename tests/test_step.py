@@ -35,13 +35,25 @@ SMALL = {
 NARROWED = {f"{name}-narrowed": (lambda name=name: narrow(get_variant(name))) for name in variant_names()}
 
 
-def step_run(backend, variant, **kwargs):
-    """The step check of ``variant`` on the crosscheck's seeded inputs (``kwargs``: check_steps')."""
+def step_inputs(variant):
+    """(variant, weights, x, labels, masks, float64 reference chain): the crosscheck's seeded
+    inputs of the step check."""
     weights = init_weights(variant, seed=0)
     x = crosscheck_batch(variant, batch_size=2, seed=0)
     labels, masks = gradient_inputs(variant, len(x), seed=0)
-    return check_steps(backend, variant, weights, x, labels, masks,
-                       reference_chain(variant, weights, x, labels, masks), **kwargs)
+    return variant, weights, x, labels, masks, reference_chain(variant, weights, x, labels, masks)
+
+
+def step_run(backend, variant, **kwargs):
+    """The step check of ``variant`` on the crosscheck's seeded inputs (``kwargs``: check_steps')."""
+    return check_steps(backend, *step_inputs(variant), **kwargs)
+
+
+@pytest.fixture(scope="module", params=list(SMALL) + list(NARROWED))
+def step_case(request):
+    """step_inputs of one variant, made once for all three frameworks, as the crosscheck does
+    (the tests are grouped by variant, so one reference is held at a time)."""
+    return step_inputs({**SMALL, **NARROWED}[request.param]())
 
 
 @pytest.mark.parametrize("spec", OPTIMIZERS.values(), ids=list(OPTIMIZERS))
@@ -79,9 +91,8 @@ def test_adam_epsilon_forms_differ_by_the_bias_correction():
     assert not np.allclose(plain.weights["w"] - weights["w"], raw.weights["w"] - weights["w"], rtol=1e-2)
 
 
-@pytest.mark.parametrize("variant_name", list(SMALL) + list(NARROWED))
-def test_optimizer_steps_match_reference(backend, variant_name):
-    run = step_run(backend, {**SMALL, **NARROWED}[variant_name]())
+def test_optimizer_steps_match_reference(backend, step_case):
+    run = check_steps(backend, *step_case)
     assert run.error is None, run.error
     assert run.status == "pass", (run.first_failure, run.loss_error, run.gradients_passed)
     assert {r.step for r in run.rows} == {1, STEPS} and {r.optimizer for r in run.rows} == set(OPTIMIZERS)
@@ -164,13 +175,8 @@ def test_adam_epsilon_form_mismatch_is_caught(monkeypatch):
     original = step.framework_optimizer
     monkeypatch.setattr(step, "framework_optimizer", lambda spec, name: dataclasses.replace(
         original(spec, name), adam_eps=FrameworkOptimizer("").adam_eps))
-    variant = SMALL["cifar-small"]()
-    weights = init_weights(variant, seed=0)
-    x = crosscheck_batch(variant, batch_size=2, seed=0)
-    labels, masks = gradient_inputs(variant, len(x), seed=0)
     adam = dataclasses.replace(OPTIMIZERS["adam"], eps=1e-3)
-    run = check_steps(backend, variant, weights, x, labels, masks,
-                      reference_chain(variant, weights, x, labels, masks), optimizers={"adam": adam})
+    run = step_run(backend, SMALL["cifar-small"](), optimizers={"adam": adam})
     assert_caught_at(run, "adam", 1)
 
 
