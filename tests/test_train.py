@@ -4,6 +4,7 @@ resuming exactly, checkpoints, and bad input (exit 2, nothing half-written)."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,10 +57,26 @@ def test_cifar_small_learns_digits(backend, tmp_path):
 RESUME = dict(variant="d2l", dataset="digits", batch_size=4, subset=8, device="cpu", progress=False)
 
 
-def test_resume_repeats_an_uninterrupted_run(backend, tmp_path):
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    train(TrainConfig(backend.name, epochs=2, out=whole, **RESUME), say=_quiet)
-    train(TrainConfig(backend.name, epochs=1, out=split, **RESUME), say=_quiet)
+@pytest.fixture(scope="module")
+def resume_start(tmp_path_factory):
+    """framework -> (an uninterrupted 2-epoch run, a 1-epoch run to resume) of RESUME, each
+    trained once per framework for every resume test: they only read the first and resume a
+    copy of the second (d2l's checkpoints are what the time goes to)."""
+    made = {}
+
+    def start(framework: str, into):
+        if framework not in made:
+            root = tmp_path_factory.mktemp(f"resume-{framework}")
+            train(TrainConfig(framework, epochs=2, out=root / "whole", **RESUME), say=_quiet)
+            train(TrainConfig(framework, epochs=1, out=root / "split", **RESUME), say=_quiet)
+            made[framework] = root
+        shutil.copytree(made[framework] / "split", into)
+        return made[framework] / "whole", into
+    return start
+
+
+def test_resume_repeats_an_uninterrupted_run(backend, tmp_path, resume_start):
+    whole, split = resume_start(backend.name, tmp_path / "split")
     history = train(TrainConfig(backend.name, epochs=2, out=split, resume=True, **RESUME),
                     say=_quiet)
     assert [m.epoch for m in history] == [1, 2]
@@ -70,12 +87,10 @@ def test_resume_repeats_an_uninterrupted_run(backend, tmp_path):
 
 
 @pytest.mark.parametrize("planted", ["optimizer state not restored", "dropout not re-seeded"])
-def test_resume_check_catches_a_lost_state(tmp_path, monkeypatch, planted):
+def test_resume_check_catches_a_lost_state(tmp_path, monkeypatch, planted, resume_start):
     """The resume test above can fail: losing either piece of state changes the weights."""
     torch_backend = backend_or_skip("pytorch")
-    whole, split = tmp_path / "whole", tmp_path / "split"
-    train(TrainConfig("pytorch", epochs=2, out=whole, **RESUME), say=_quiet)
-    train(TrainConfig("pytorch", epochs=1, out=split, **RESUME), say=_quiet)
+    whole, split = resume_start("pytorch", tmp_path / "split")  # trained before the bug is planted
     if planted == "optimizer state not restored":
         monkeypatch.setattr(type(torch_backend), "load_optimizer_state", lambda *a: None)
     else:
