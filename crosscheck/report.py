@@ -281,7 +281,11 @@ def summary(run: CrosscheckRun) -> str:
         return f"FAIL: {len(failed)} divergence(s): {', '.join(failed)}"
     skipped = sorted({f.framework for v in run.variants for f in v.frameworks if f.status != PASS})
     tail = f" (skipped: {', '.join(skipped)})" if skipped else ""
-    return f"PASS: {len(run.variants)} variant(s) agree with the float64 reference{tail}"
+    names = len({v.variant for v in run.variants})
+    # a variant's second input size is a run of its own, not another variant
+    sizes = (f" ({len(run.variants)} runs: each at its input size and a second)"
+             if len(run.variants) > names else "")
+    return f"PASS: {names} variant(s) agree with the float64 reference{sizes}{tail}"
 
 
 def terminal(run: CrosscheckRun) -> str:

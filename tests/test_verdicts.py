@@ -195,3 +195,13 @@ def test_weights_trained_at_another_input_are_checked_with_input(tmp_path, capsy
     assert main(args) == 2
     assert "--input CxHxW" in capsys.readouterr().err
     assert main(args + ["--input", "1x32x32"]) == 0
+
+
+def test_the_summary_counts_variants_not_their_second_sizes():
+    """A variant and its second input size are two runs of one variant."""
+    backend_or_skip("pytorch")
+    from crosscheck.report import summary
+    result = run_crosscheck(plan(["cifar-small"], ("forward",), second_sizes=True), ["pytorch"])
+    assert len(result.variants) == 2
+    assert summary(result) == ("PASS: 1 variant(s) agree with the float64 reference "
+                               "(2 runs: each at its input size and a second)")
