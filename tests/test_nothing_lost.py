@@ -100,18 +100,29 @@ def test_a_ctrl_c_as_the_temporary_is_created_leaves_no_temporary(tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+#: a training run of three epochs, started afresh in each process
+TRAIN = [sys.executable, "-m", "alexnet_cli.main", "train", "--framework", "pytorch",
+         "--variant", "cifar-small", "--dataset", "digits", "--epochs", "3",
+         "--batch-size", "32", "--subset", "400", "--device", "cpu", "--quiet", "--out"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The weights an uninterrupted TRAIN ends with, trained once for every trial."""
+    backend_or_skip("pytorch")
+    out = tmp_path_factory.mktemp("uninterrupted") / "whole"
+    subprocess.run(TRAIN + [str(out)], check=True, capture_output=True, cwd=ROOT)
+    return out / "weights-epoch3.safetensors"
+
+
 @pytest.mark.parametrize("trial", range(2))
-def test_training_killed_at_a_random_point_resumes_to_the_uninterrupted_result(tmp_path, trial):
+def test_training_killed_at_a_random_point_resumes_to_the_uninterrupted_result(tmp_path, trial,
+                                                                               uninterrupted):
     """SIGKILL at a random moment after the first epoch was committed (inside an epoch, or
     while a checkpoint is being written); ``--resume`` ends bit for bit where an
     uninterrupted run ends."""
-    backend_or_skip("pytorch")
-    command = [sys.executable, "-m", "alexnet_cli.main", "train", "--framework", "pytorch",
-               "--variant", "cifar-small", "--dataset", "digits", "--epochs", "3",
-               "--batch-size", "32", "--subset", "400", "--device", "cpu", "--quiet", "--out"]
-    subprocess.run(command + [str(tmp_path / "whole")], check=True, capture_output=True, cwd=ROOT)
     run = tmp_path / "killed"
-    process = subprocess.Popen(command + [str(run)], stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(TRAIN + [str(run)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.monotonic() + 240
     while not (run / "metrics.json").is_file():
@@ -125,7 +136,7 @@ def test_training_killed_at_a_random_point_resumes_to_the_uninterrupted_result(t
     variant = get_variant("cifar-small", num_classes=10, in_channels=1)
     load_weights(run / f"weights-epoch{len(committed)}.safetensors", variant)  # intact
     if len(committed) < 3:
-        subprocess.run(command + [str(run), "--resume"], check=True, capture_output=True, cwd=ROOT)
-    whole = load_weights(tmp_path / "whole" / "weights-epoch3.safetensors", variant)
+        subprocess.run(TRAIN + [str(run), "--resume"], check=True, capture_output=True, cwd=ROOT)
+    whole = load_weights(uninterrupted, variant)
     resumed = load_weights(run / "weights-epoch3.safetensors", variant)
     assert all(np.array_equal(whole[k], resumed[k]) for k in whole)
