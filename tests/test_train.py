@@ -13,6 +13,7 @@ from safetensors.numpy import load_file
 from alexnet_cli.main import main
 from common.variants import get_variant
 from common.weights import load_weights
+from crosscheck.narrow import narrow
 from tests.conftest import backend_or_skip
 from training import loop
 from training.evaluate import evaluate
@@ -53,11 +54,20 @@ def test_cifar_small_learns_digits(backend, tmp_path):
 RESUME = dict(variant="d2l", dataset="digits", batch_size=4, subset=8, device="cpu", progress=False)
 
 
+@pytest.fixture
+def narrowed_d2l(monkeypatch):
+    """RESUME's d2l narrowed (crosscheck/narrow.py: every layer, dropout included, and the
+    input size, at 16 channels and 64 hidden units): resuming is bookkeeping that no width
+    changes, and at full width writing 46M parameters' checkpoints was most of the time."""
+    monkeypatch.setattr(loop, "get_variant", lambda name, **kwargs: (
+        narrow(get_variant(name, **kwargs)) if name == RESUME["variant"] else get_variant(name, **kwargs)))
+
+
 @pytest.fixture(scope="module")
 def resume_start(tmp_path_factory):
     """framework -> (an uninterrupted 2-epoch run, a 1-epoch run to resume) of RESUME, each
-    trained once per framework for every resume test: they only read the first and resume a
-    copy of the second (d2l's checkpoints are what the time goes to)."""
+    trained once per framework for every resume test (under ``narrowed_d2l``): they only read
+    the first and resume a copy of the second."""
     made = {}
 
     def start(framework: str, into):
@@ -71,7 +81,7 @@ def resume_start(tmp_path_factory):
     return start
 
 
-def test_resume_repeats_an_uninterrupted_run(backend, tmp_path, resume_start):
+def test_resume_repeats_an_uninterrupted_run(backend, tmp_path, narrowed_d2l, resume_start):
     whole, split = resume_start(backend.name, tmp_path / "split")
     history = train(TrainConfig(backend.name, epochs=2, out=split, resume=True, **RESUME),
                     say=_quiet)
@@ -83,7 +93,8 @@ def test_resume_repeats_an_uninterrupted_run(backend, tmp_path, resume_start):
 
 
 @pytest.mark.parametrize("planted", ["optimizer state not restored", "dropout not re-seeded"])
-def test_resume_check_catches_a_lost_state(tmp_path, monkeypatch, planted, resume_start):
+def test_resume_check_catches_a_lost_state(tmp_path, monkeypatch, planted, narrowed_d2l,
+                                           resume_start):
     """The resume test above can fail: losing either piece of state changes the weights."""
     torch_backend = backend_or_skip("pytorch")
     whole, split = resume_start("pytorch", tmp_path / "split")  # trained before the bug is planted
