@@ -127,7 +127,7 @@ CROSSCHECK_PARAM: dict[str, Share] = {
 }
 #: crosscheck, a forward-only ONNX witness: bytes per parameter while it runs (its
 #: framework's model, the export, the onnxruntime session, a float64 layer's weights): its
-#: own phase, after the frameworks' forward checks. ``--framework onnx-pytorch``
+#: own phase, after the frameworks' checks (crosscheck/run.py runs the witnesses last). ``--framework onnx-pytorch``
 #: (onnx-tensorflow) ``--check forward`` at batch 2 measured 1,686 (2,136) MiB on paper and
 #: 465 (680) on cifar-small: 19.4 (23.4) bytes per parameter
 WITNESS_PARAM: dict[str, float] = {"onnx-pytorch": 20, "onnx-tensorflow": 24}
