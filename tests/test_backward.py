@@ -126,3 +126,30 @@ def test_loss_convention_is_checked(monkeypatch):
     run = gradient_run(backend, "cifar-small")
     assert run.status == "FAIL" and run.loss_error > 0.5
     assert np.isfinite(run.loss_error)
+
+
+def test_a_tie_routed_the_other_way_is_not_a_divergence():
+    """paper at --batch-size 1 (one seeded image and the photograph): some of pool5's
+    windows have their maximum tied to float32 accuracy, and PyTorch routes their gradient
+    to another element than the float64 reference does. Either is right, but end to end it
+    moved every gradient below pool5 by ~2.2e-2 (relative L2), over the 2e-2 allowed: a
+    correct model failed. The end-to-end chain now takes the reference's routing at tied
+    elements (``run_chain``'s ``ties_from``); the framework's own routing still shows the
+    effect, so the case keeps testing what it is about."""
+    from common.inputs import crosscheck_batch
+    from common.variants import get_variant
+    from common.weights import init_weights
+    from crosscheck.backward import DEFAULT_GRADIENT_TOLERANCES, compare_chains, float32_scales, run_chain
+    backend = backend_or_skip("pytorch")
+    variant = get_variant("paper")
+    weights, x = init_weights(variant, 0), crosscheck_batch(variant, 1, 0)
+    labels, masks = gradient_inputs(variant, len(x), seed=0)
+    ref = reference_chain(variant, weights, x, labels, masks)
+    model = backend.build(variant, weights)
+    own = compare_chains(variant, run_chain(backend, model, variant, x, labels,
+                                            float32_scales(variant, masks)),
+                         ref, x, DEFAULT_GRADIENT_TOLERANCES, isolated=False)
+    assert max(r.error.rel_l2 for r in own if r.layer == "conv1") > 1e-2  # the tie's effect
+    run = check_gradients(backend, variant, weights, x, labels, masks, ref, model=model)
+    assert run.status == "pass"
+    assert run.worst("end_to_end", "dL/d") < 1e-4
