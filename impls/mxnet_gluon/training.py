@@ -38,18 +38,27 @@ def train_step(model: AlexNet, trainer: gluon.Trainer, x: mx.nd.NDArray, labels:
     ``variant.logits_layer``. Returns the loss and the gradients the step used, under
     canonical keys (empty unless ``keep_grads``), and the logits.
     """
+    loss, logits = loss_and_backward(model, x, labels, dropout_scales)
+    grads = {key: param.grad().copy() for key, param in parameters(model).items()} if keep_grads else {}
+    trainer.step(1)  # the loss is already the batch mean: no further rescaling
+    return float(loss.asscalar()), grads, logits
+
+
+def loss_and_backward(model: AlexNet, x: mx.nd.NDArray, labels: mx.nd.NDArray,
+                      dropout_scales: Optional[dict[str, mx.nd.NDArray]] = None,
+                      ) -> tuple[mx.nd.NDArray, mx.nd.NDArray]:
+    """The train-mode forward pass up to ``variant.logits_layer`` (the loss folds a final
+    Softmax in), the mean loss, and its backward pass into the parameters' gradients."""
     scales = dropout_scales or {}
     with autograd.record(train_mode=True):
         logits = x
         for name, block in model.named_layers():
             logits = logits * scales[name] if name in scales else block(logits)
             if name == model.variant.logits_layer:
-                break  # the loss folds a final Softmax in
+                break
         loss = cross_entropy(logits, labels)
     loss.backward()
-    grads = {key: param.grad().copy() for key, param in parameters(model).items()} if keep_grads else {}
-    trainer.step(1)  # the loss is already the batch mean: no further rescaling
-    return float(loss.asscalar()), grads, logits
+    return loss, logits
 
 
 def predict(model: AlexNet, x: mx.nd.NDArray) -> mx.nd.NDArray:

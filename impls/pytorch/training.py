@@ -21,6 +21,19 @@ def make_optimizer(model: AlexNet, spec: OptimizerSpec) -> torch.optim.Optimizer
     return getattr(torch.optim, args.cls)(model.parameters(), **args.kwargs)
 
 
+def train_logits(model: AlexNet, x: torch.Tensor,
+                 dropout_scales: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+    """The train-mode forward pass up to ``variant.logits_layer`` (the loss folds a final
+    Softmax in); ``dropout_scales`` as in ``train_step``."""
+    scales = dropout_scales or {}
+    logits = x
+    for name, module in model.named_children():
+        logits = logits * scales[name] if name in scales else module(logits)
+        if name == model.variant.logits_layer:
+            break
+    return logits
+
+
 def train_step(model: AlexNet, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                labels: torch.Tensor, dropout_scales: Optional[dict[str, torch.Tensor]] = None,
                keep_grads: bool = True,
@@ -34,12 +47,7 @@ def train_step(model: AlexNet, optimizer: torch.optim.Optimizer, x: torch.Tensor
     """
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    scales = dropout_scales or {}
-    logits = x
-    for name, module in model.named_children():
-        logits = logits * scales[name] if name in scales else module(logits)
-        if name == model.variant.logits_layer:
-            break  # the loss folds a final Softmax in
+    logits = train_logits(model, x, dropout_scales)
     loss = F.cross_entropy(logits, labels)
     loss.backward()
     grads = {key: p.grad.detach().clone() for key, p in model.named_parameters()} if keep_grads else {}

@@ -38,7 +38,16 @@ def train_step(model: keras.Sequential, optimizer: keras.optimizers.Optimizer, x
     takes the output of ``variant.logits_layer``. Returns the loss and the autograd gradients, in ``model.trainable_variables`` order, before
     the coupled weight decay is added, and the logits.
     """
-    variables = model.trainable_variables
+    loss, grads, logits = loss_and_gradients(model, x, labels, dropout_scales)
+    apply_gradients(optimizer, grads, model.trainable_variables)
+    return float(loss.numpy()), grads, logits
+
+
+def loss_and_gradients(model: keras.Sequential, x: tf.Tensor, labels: tf.Tensor,
+                       dropout_scales: Optional[dict[str, tf.Tensor]] = None,
+                       ) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
+    """The train-mode forward pass up to ``variant.logits_layer`` (the loss folds a final
+    Softmax in), the mean loss and its gradients in ``model.trainable_variables`` order."""
     scales = dropout_scales or {}
     with tf.GradientTape() as tape:
         logits = x
@@ -46,12 +55,20 @@ def train_step(model: keras.Sequential, optimizer: keras.optimizers.Optimizer, x
             logits = (logits * scales[layer.name] if layer.name in scales
                       else layer(logits, training=True))
             if layer.name == model._alexnet_variant.logits_layer:
-                break  # the loss folds a final Softmax in
+                break
         loss = cross_entropy(logits, labels)
-    grads = tape.gradient(loss, variables)
-    decay = getattr(optimizer, "decay_in_gradient", 0.0)
+    return loss, tape.gradient(loss, model.trainable_variables), logits
+
+
+def apply_gradients(optimizer: keras.optimizers.Optimizer, grads: list[tf.Tensor],
+                    variables: list) -> None:
+    """``optimizer.apply_gradients`` with the coupled weight decay added to each gradient.
+
+    Under a ``tf.distribute`` strategy, Keras 3 divides each replica's loss by the number of
+    replicas and its optimizer sums the replicas' gradients: the decay term is divided
+    likewise, or it would be applied once per replica (``impls/tensorflow/distributed.py``)."""
+    decay = getattr(optimizer, "decay_in_gradient", 0.0) / tf.distribute.get_strategy().num_replicas_in_sync
     optimizer.apply_gradients([(g + decay * v if decay else g, v) for g, v in zip(grads, variables)])
-    return float(loss.numpy()), grads, logits
 
 
 def predict(model: keras.Sequential, x: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,82 @@
+"""The worker side of the crosscheck's distributed check (``crosscheck/distributed.py``).
+
+Every worker builds the variant from the same canonical weights, takes its shard of the
+same batch, and runs ``steps`` data-parallel steps of each optimizer setting with
+dropout off, the labels moving on by a class a step (as the step check's probe). After
+every step, each worker leaves its replica's weights and the averaged gradient it applied
+(the framework's native layout) where the check reads them. After steps 1 and ``steps``,
+the workers that write (rank 0: ``distributed.shard.writes``) write the run's checkpoint;
+each checkpoint write is recorded in ``writers/rank<r>``, so a write from another rank is
+seen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from common.optim import OptimizerSpec
+from common.spec import Dropout, Variant
+from common.variants import get_variant
+from common.weights import Weights, atomic_write_with
+from crosscheck.narrow import narrow
+from distributed import shard as sharding
+
+
+def job_variant(spec: dict) -> Variant:
+    """The variant a job names: registry name, classes, input, narrowed or not."""
+    variant = get_variant(spec["name"], num_classes=spec["num_classes"],
+                          in_channels=spec["input_shape"][0], input_size=tuple(spec["input_shape"][1:]))
+    return narrow(variant) if spec["narrow"] else variant
+
+
+def replica_path(out: Path, setting: str, step: int, rank: int) -> Path:
+    """Where rank ``rank`` leaves its replica's weights (``w/``) and the gradient it applied
+    (``g/``) after ``step``: each rank its own file."""
+    return out / "replicas" / f"{setting}-step{step}-rank{rank}.safetensors"
+
+
+def _save(path: Path, weights: Weights) -> None:
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(exist_ok=True)
+    atomic_write_with(path, lambda tmp: save_file(
+        {k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp)), overwrite=True)
+
+
+def save_checkpoint(out: Path, rank: int, setting: str, step: int, weights: Weights) -> None:
+    """The run's checkpoint after ``step``, written by the ranks that write (rank 0); each
+    write is recorded in ``writers/rank<r>``."""
+    if not sharding.writes(rank):
+        return
+    (out / "writers").mkdir(exist_ok=True)
+    with open(out / "writers" / f"rank{rank}", "a") as journal:
+        journal.write(f"{setting} step {step} pid {os.getpid()}\n")
+    _save(out / "checkpoints" / f"{setting}-step{step}.safetensors", weights)
+
+
+def run_steps(engine, job: dict) -> None:
+    from safetensors.numpy import load_file
+
+    variant = job_variant(job["variant"])
+    arrays = load_file(job["arrays"])
+    weights = {k.removeprefix("w/"): v for k, v in arrays.items() if k.startswith("w/")}
+    x, labels, steps, out = arrays["x"], arrays["labels"], job["steps"], Path(job["out"])
+    off = {layer.name: 1.0 for layer in variant.layers if isinstance(layer, Dropout)}
+    local_x = sharding.shard(x, engine.rank, engine.size)
+    engine.report = True
+    for name, fields in job["settings"].items():
+        model = engine.build(variant, weights)
+        optimizer = engine.make_optimizer(model, OptimizerSpec(**fields))
+        for step in range(1, steps + 1):
+            step_labels = (labels + step - 1) % variant.num_classes
+            engine.fit_step(model, optimizer, local_x,
+                            sharding.shard(step_labels, engine.rank, engine.size), off)
+            # every step's replica and gradient: the check's float64 update takes each
+            _save(replica_path(out, name, step, engine.rank),
+                  {**{f"w/{k}": w for k, w in engine.backend.native_weights(model).items()},
+                   **{f"g/{k}": g for k, g in engine.gradients(model, optimizer).items()}})
+            if step in (1, steps):
+                save_checkpoint(out, engine.rank, name, step, engine.backend.export_weights(model))
