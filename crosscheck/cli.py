@@ -45,8 +45,11 @@ def add_parser(subparsers) -> None:
                         "sessions 'alexnet bench' times, with each framework's fast path: output "
                         "and gradients against float64), train (20 "
                         "steps of SGD at lr 0.001 on real digits images, each framework's loss curve "
-                        "against a float64 training run; minutes per large variant); "
-                        "'all' is all five; default %(default)s")
+                        "against a float64 training run; minutes per large variant), distributed "
+                        "(3 data-parallel steps of SGD and Adam on 2 worker processes of each "
+                        "framework's own engine, every replica against the float64 steps on the "
+                        "whole batch; ~10-20 s per framework and variant); "
+                        "'all' is all six; default %(default)s")
     p.add_argument("--input", type=chw, metavar="CxHxW",
                    help="run every variant at this input shape only (e.g. 1x32x32 for weights "
                         "'alexnet train --dataset digits' wrote). Default: each variant at its own "

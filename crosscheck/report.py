@@ -17,6 +17,7 @@ from crosscheck.hypotheses import Cause
 from crosscheck.dropout import RATE_RESOLUTION, SCALE_TOLERANCE, Z, DropoutRun
 from crosscheck.run import FAIL, PASS, CrosscheckRun, FrameworkRun, VariantRun
 from crosscheck.parity import DEFAULT_PARITY_TOLERANCES, PARITY_BATCH, ParityRun
+from crosscheck.distributed import DistributedRun
 from crosscheck.step import DEFAULT_STEP_TOLERANCES, STEPS, StepRun
 
 REPORT_FILES = ("crosscheck.json", "crosscheck.md")
@@ -185,6 +186,44 @@ def step_line(run: StepRun, backward: Optional[GradientRun] = None) -> str:
     return head
 
 
+def distributed_table(v: VariantRun, fmt: str = "table") -> str:
+    """Per framework and optimizer: the worst replica's weight error after the first and
+    last data-parallel step, and the worst first-step gradient."""
+    headers = ["framework", "workers", "optimizer", "gradient rel L2", "step 1 (eps|w|)",
+               f"step {STEPS} (eps|w|)", "verdict"]
+    rows = []
+    for run in v.distributed:
+        grad = max(run.gradients.values(), default=float("nan"))
+        for optimizer in run.settings:
+            (first, _), (last, _) = run.worst(optimizer, 1), run.worst(optimizer, STEPS)
+            bad = any(not r.passed for r in run.rows if r.optimizer == optimizer)
+            rows.append([run.framework, str(run.workers), optimizer, _sci(grad), f"{first:.2f}",
+                         f"{last:.2f}", "FAIL" if bad or run.status == FAIL else "ok"])
+    return render(headers, rows, fmt)
+
+
+def distributed_line(run: DistributedRun) -> str:
+    head = (f"{run.framework} distributed: {run.status}, {run.workers} workers, "
+            f"checkpoints written by rank {', '.join(map(str, run.writers)) or 'none'} "
+            f"({run.seconds:.1f}s)")
+    if run.error:
+        return head + f"; a worker failed: {run.error}"
+    if run.status != FAIL:
+        return head
+    bad = [r for r in run.rows if not r.passed]
+    if bad:
+        worst = max(bad, key=lambda r: r.eps_units)
+        head += (f"; worst: {worst.optimizer} step {worst.step} {worst.param} by "
+                 f"{worst.eps_units:.3g} eps|w|")
+    if not run.gradients_passed:
+        key, error = max(run.gradients.items(), key=lambda item: item[1])
+        head += f"; first-step gradient of {key} off by rel L2 {_sci(error)}"
+    if run.cause:
+        return head + f"; cause confirmed: {run.cause}" + (f" ({run.evidence})" if run.evidence else "")
+    return head + ("; no known data-parallel bug reproduces it" +
+                   (f" ({run.evidence})" if run.evidence else ""))
+
+
 def backward_of(v: VariantRun, framework: str) -> Optional[GradientRun]:
     """The backward check of ``framework`` on variant ``v``, where it ran."""
     return next((g for g in v.gradients if g.framework == framework), None)
@@ -273,6 +312,8 @@ def summary(run: CrosscheckRun) -> str:
                if s.status == FAIL]
     failed += [f"{v.variant}/{t.framework} train" for v in run.variants for t in v.training
                if t.status == FAIL]
+    failed += [f"{v.variant}/{d.framework} distributed" for v in run.variants for d in v.distributed
+               if d.status == FAIL]
     failed += [f"{v.variant}/{t.framework} fastpath" for v in run.variants for t in v.fast_paths
                if t.status == FAIL]
     if run.environment_errors:
@@ -306,6 +347,12 @@ def terminal(run: CrosscheckRun) -> str:
         parts.append(f"step tables: weights after each framework's own optimizer step against the "
                      f"float64 update of the same gradients, worst element in float32 eps times "
                      f"its largest |w| (tolerance {DEFAULT_STEP_TOLERANCES.weights:g})")
+    if any(v.distributed for v in run.variants):
+        parts.append(f"distributed tables: each worker's replica after data-parallel steps on its "
+                     f"shard against the float64 update of the gradient it applied (eps|w| units, "
+                     f"tolerance {DEFAULT_STEP_TOLERANCES.weights:g}), and that gradient against "
+                     f"the float64 gradient of the whole batch (rel L2, tolerance "
+                     f"{DEFAULT_STEP_TOLERANCES.gradient_rel_l2:g})")
     if any(v.fast_paths for v in run.variants):
         parts.append("fastpath tables: the benchmark's sessions with each framework's fast path "
                      "(channels-last, XLA, static hybridize): output against float64 (forward "
@@ -334,6 +381,12 @@ def terminal(run: CrosscheckRun) -> str:
             if v.steps_narrowed:
                 parts.insert(-1, f"  on the variant {v.steps_narrowed} (crosscheck/narrow.py)")
             parts += [step_line(s, backward_of(v, s.framework)) for s in v.steps] + [""]
+        if v.distributed:
+            parts += [f"data-parallel steps ({STEPS}, dropout off, the batch split over the "
+                      f"workers; the step check's probe settings):", distributed_table(v)]
+            if v.steps_narrowed:
+                parts.insert(-1, f"  on the variant {v.steps_narrowed} (crosscheck/narrow.py)")
+            parts += [distributed_line(d) for d in v.distributed] + [""]
         if v.fast_paths:
             parts += ["fast paths (the sessions 'alexnet bench' times, float32, dropout off):",
                       fast_path_table(v)]
@@ -368,6 +421,9 @@ def markdown(run: CrosscheckRun) -> str:
                 parts += [f"On the variant {v.steps_narrowed} (`crosscheck/narrow.py`).", ""]
             parts += [step_table(v, "markdown")]
             parts += [f"- {step_line(s, backward_of(v, s.framework))}" for s in v.steps] + [""]
+        if v.distributed:
+            parts += ["### data-parallel steps", "", distributed_table(v, "markdown")]
+            parts += [f"- {distributed_line(d)}" for d in v.distributed] + [""]
         if v.fast_paths:
             parts += ["### fast paths", "", fast_path_table(v, "markdown")]
             parts += [f"- {fast_path_line(f)}" for f in v.fast_paths] + [""]

@@ -33,6 +33,7 @@ from crosscheck.narrow import narrow, narrowing
 from crosscheck.sizes import second_size
 from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
 from crosscheck.step import StepRun, check_steps
+from crosscheck.distributed import DistributedRun, check_distributed
 from crosscheck.verdicts import Verdict, explain, guarded
 from impls.base import (FRAMEWORKS, WITNESSES, Backend, FrameworkUnavailable, is_forward_only,
                         is_installed, load_backend, select_device)
@@ -113,11 +114,13 @@ class VariantRun:
     steps_narrowed: str = ""
     #: the widths every check of this run had, where they are not the variant's (the second size)
     narrowed: str = ""
+    #: each framework's data-parallel steps on 2 workers (crosscheck/distributed.py)
+    distributed: list[DistributedRun] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
         return any(f.status == FAIL for f in self.frameworks + self.gradients + self.steps
-                   + self.training + self.fast_paths + self.dropout)
+                   + self.training + self.fast_paths + self.dropout + self.distributed)
 
 
 @dataclass
@@ -188,7 +191,7 @@ def forward_check(backend: Backend, variant: Variant, weights: Weights, x: np.nd
                         run_to_run=run_to_run, cause=cause), outputs, model
 
 
-CHECKS = ("forward", "backward", "step", "fastpath", "train")
+CHECKS = ("forward", "backward", "step", "fastpath", "train", "distributed")
 #: what ``alexnet crosscheck`` runs unless told: the training-parity check trains 20 steps
 #: in float64 too, minutes per large variant on a small CPU
 DEFAULT_CHECKS = ("forward", "backward", "step", "fastpath")
@@ -295,10 +298,12 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
         if "backward" in checks and trainable:
             labels, masks = gradient_inputs(variant, len(x), seed)
             ref_chain = reference_chain(variant, weights, x, labels, masks, ref)
-        if "step" in checks and trainable:  # on the variant narrowed (crosscheck/narrow.py)
+        stepping = {"step", "distributed"} & set(checks)
+        if stepping and trainable:  # on the variant narrowed (crosscheck/narrow.py)
             stepped = narrow(variant)
             step_weights = weights if stepped is variant else init_weights(stepped, seed)
             step_labels, step_masks = gradient_inputs(stepped, len(x), seed)
+        if "step" in checks and trainable:
             step_chain = reference_chain(stepped, step_weights, x, step_labels, step_masks,
                                          ref if stepped is variant else None)
         for name in trainable:
@@ -326,6 +331,16 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                 release()  # the model just dropped (common/release.py)
                 say(f"  {variant_name:<13} {name:<10} step     {steps[-1].status:<4} "
                     f"{steps[-1].seconds:5.1f}s")
+        distributed: list[DistributedRun] = []
+        if "distributed" in checks and trainable:  # worker processes: this one only waits
+            rebuild = {"name": variant.name, "num_classes": variant.num_classes,
+                       "input_shape": list(variant.input_shape), "narrow": stepped is not variant}
+            for name in trainable:
+                distributed.append(check_distributed(trainable[name], stepped, step_weights, x,
+                                                     step_labels, rebuild, device=device))
+                release()
+                say(f"  {variant_name:<13} {name:<10} distrib. {distributed[-1].status:<4} "
+                    f"{distributed[-1].seconds:5.1f}s")
         # the chains' float64 gradients (490 MB on a full-size variant) are done with
         ref_chain = step_chain = None
         release()
@@ -370,8 +385,9 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                                f"{batch_size} seeded normal images + 1 photograph",
                                [results[name] for name in frameworks if name in results], pairs, ref_seconds, gradients, steps, training,
                                fast_paths, skipped_checks, dropouts,
-                               narrowing(variant, stepped) if "step" in checks and trainable else "",
-                               narrowing(_registered(variant), variant) if second else ""))
+                               narrowing(variant, stepped) if stepping and trainable else "",
+                               narrowing(_registered(variant), variant) if second else "",
+                               distributed))
     thaw()
     settings = {"variants": [f"{v.variant} {fmt_shape(v.input_shape)}" for v in runs],
                 "frameworks": frameworks, "checks": list(all_checks),

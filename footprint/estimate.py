@@ -114,6 +114,7 @@ CROSSCHECK_ELEMENT: dict[str, Share] = {
     "backward": Share(once=47, per_framework=4),
     "step": Share(once=14, per_framework=4),
     "fastpath": Share(once=8, per_framework=13),
+    "distributed": Share(once=14, per_framework=4),  # this process: the step check's share
 }
 #: crosscheck: bytes per parameter while each check runs, from the same runs' intercepts
 #: and cifar-small's (paper 60,965,224 parameters). Measured, pytorch / three: forward 8.1 /
@@ -124,7 +125,14 @@ CROSSCHECK_PARAM: dict[str, Share] = {
     "backward": Share(once=12, per_framework=8.5),
     "step": Share(once=0, per_framework=8.5),
     "fastpath": Share(once=13, per_framework=8),
+    "distributed": Share(once=0, per_framework=8.5),
 }
+#: crosscheck --check distributed: what its worker processes hold beside this one, each a
+#: framework's import and a narrowed model (crosscheck/distributed.py runs 2 at a time).
+#: Measured: the summed RSS of the workers (and MXNet's scheduler and server) at their peak,
+#: sampled every 0.2 s, ``--variant paper --check forward,distributed``: TensorFlow 1,534,504
+#: kB, MXNet 768,752 kB, PyTorch 674,888 kB. The largest, with room, whatever the framework.
+DISTRIBUTED_WORKERS_BYTES = 1_700_000_000
 #: crosscheck, a forward-only ONNX witness: bytes per parameter while it runs (its
 #: framework's model, the export, the onnxruntime session, a float64 layer's weights): its
 #: own phase, after the frameworks' checks (crosscheck/run.py runs the witnesses last). ``--framework onnx-pytorch``
@@ -326,6 +334,8 @@ def crosscheck_estimate(runs: Sequence[tuple[Variant, tuple[str, ...], bool]],
             else:
                 fixed = CROSSCHECK_PARAM[check].times(trainable) * params
                 per_element = CROSSCHECK_ELEMENT[check].times(trainable)
+                if check == "distributed":  # the worker processes, one framework at a time
+                    fixed += DISTRIBUTED_WORKERS_BYTES
             phases.append(Phase(f"{variant.name} {shape} {check}",
                                 overhead + math.ceil(fixed + held[1]),
                                 math.ceil(per_element * elements + held[0]), holds))
