@@ -89,6 +89,7 @@ class ParityReference:
 class ParityRun:
     framework: str
     status: str
+    workers: int = 1  # data-parallel worker processes (check_training_distributed)
     losses: list[float] = field(default_factory=list)
     reference: list[float] = field(default_factory=list)
     tolerances: list[float] = field(default_factory=list)
@@ -173,6 +174,49 @@ def check_training(backend, variant: Variant, weights: Weights, batches,
             run.losses.append(loss)
     except Exception as exc:  # a framework's own error message, kept for the report
         run.error = explain(backend, variant, "training", exc).text
+    if run.error or run.first_failure or len(run.losses) != len(reference.losses):
+        run.status = "FAIL"
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def check_training_distributed(backend, variant: Variant, weights: Weights, batches,
+                               reference: ParityReference, registry: dict, *, workers: int = 2,
+                               device: str = "cpu", spec: OptimizerSpec = PARITY_OPTIMIZER,
+                               tol: ParityTolerances = DEFAULT_PARITY_TOLERANCES,
+                               timeout: float = 1200.0) -> ParityRun:
+    """``check_training`` with ``workers`` data-parallel processes of the framework's own
+    engine (``impls/parallel.py``), each batch split over them: the loss of the whole batch
+    at each step against the same float64 run and tolerances as one process.
+    ``registry``: how the workers rebuild ``variant`` (``distributed.steps.job_variant``)."""
+    import json
+    import tempfile
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from safetensors.numpy import save_file
+
+    from distributed.launch import LaunchError, launch
+
+    start = time.perf_counter()
+    run = ParityRun(backend.name, "pass", workers, reference=list(reference.losses),
+                    tolerances=reference.tolerances(tol))
+    with tempfile.TemporaryDirectory(prefix="alexnet-parity-") as tmp:
+        out = Path(tmp)
+        save_file({**{f"w/{k}": np.ascontiguousarray(w, dtype=np.float32) for k, w in weights.items()},
+                   # C order: np.stack keeps its inputs' layout, and safetensors writes the
+                   # buffer as if it were C order (a transposed batch came back scrambled)
+                   "x": np.ascontiguousarray(np.stack([np.asarray(x, np.float32) for x, _ in batches])),
+                   "labels": np.ascontiguousarray(np.stack([np.asarray(y, np.int64) for _, y in batches]))},
+                  str(out / "arrays.safetensors"))
+        try:
+            launch(backend.name, workers, {
+                "kind": "parity", "framework": backend.name, "device": device, "variant": registry,
+                "arrays": str(out / "arrays.safetensors"), "out": str(out), "spec": asdict(spec)},
+                timeout=timeout, echo_rank0=False)
+            run.losses = json.loads((out / "losses.json").read_text())
+        except (LaunchError, OSError, ValueError) as exc:
+            run.error = f"the {workers} workers failed: {exc}"
     if run.error or run.first_failure or len(run.losses) != len(reference.losses):
         run.status = "FAIL"
     run.seconds = time.perf_counter() - start

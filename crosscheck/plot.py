@@ -53,7 +53,8 @@ def variant_figure(v: VariantRun, run: CrosscheckRun) -> bytes:
         tx = axes[-1][0]
         for t in v.training:
             steps = range(1, len(t.rel_errors) + 1)
-            tx.semilogy(steps, [_finite(e) for e in t.rel_errors], marker="o", label=t.framework)
+            tx.semilogy(steps, [_finite(e) for e in t.rel_errors], marker="o" if t.workers == 1 else "x",
+                        label=t.framework + (f" x{t.workers} workers" if t.workers > 1 else ""))
         tx.semilogy(range(1, len(v.training[0].tolerances) + 1), v.training[0].tolerances,
                     color="red", linestyle="--", drawstyle="steps-mid", label="tolerance")
         tx.set_title(f"{v.variant}: training, relative loss difference from float64 per step")

@@ -237,14 +237,15 @@ def training_table(v: VariantRun, fmt: str = "table") -> str:
     for run in v.training:
         first = (run.losses[:1] or [float("nan")])[0]
         last = (run.losses[-1:] or [float("nan")])[0]
-        rows.append([run.framework, f"{first:.5f}", f"{run.reference[0]:.5f}", f"{last:.5f}",
+        rows.append([run.framework + (f" x{run.workers}" if run.workers > 1 else ""), f"{first:.5f}", f"{run.reference[0]:.5f}", f"{last:.5f}",
                      f"{run.reference[-1]:.5f}", _sci(run.worst), f"{run.worst_ratio:.0%}",
                      run.status])
     return render(headers, rows, fmt)
 
 
 def training_line(run: ParityRun) -> str:
-    head = (f"{run.framework} train: {run.status}, {len(run.losses)}/{len(run.reference)} steps, "
+    workers = f" on {run.workers} workers" if run.workers > 1 else ""
+    head = (f"{run.framework} train{workers}: {run.status}, {len(run.losses)}/{len(run.reference)} steps, "
             f"worst loss difference {_sci(run.worst)} ({run.seconds:.1f}s)")
     if run.error:
         return head + f"; raised {run.error}"

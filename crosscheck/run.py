@@ -31,7 +31,8 @@ from crosscheck.fastpath import FastPathRun, check_fast_paths
 from crosscheck.hypotheses import Cause, divergence_cause
 from crosscheck.narrow import narrow, narrowing
 from crosscheck.sizes import second_size
-from crosscheck.parity import ParityRun, check_training, parity_batches, reference_run
+from crosscheck.parity import (ParityRun, check_training, check_training_distributed, parity_batches,
+                              reference_run)
 from crosscheck.step import StepRun, check_steps
 from crosscheck.distributed import DistributedRun, check_distributed
 from crosscheck.verdicts import Verdict, explain, guarded
@@ -372,10 +373,19 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
             float64_run = reference_run(variant, weights, batches)
             say(f"  {variant_name:<13} float64    train    {time.perf_counter() - start:5.1f}s"
                 "  (twice: the second from nudged weights sets the noise envelope)")
+            rebuild = {"name": variant.name, "num_classes": variant.num_classes,
+                       "input_shape": list(variant.input_shape), "narrow": False}
             for name in (n for n in frameworks if n in trainable):
                 training.append(check_training(trainable[name], variant, weights, batches,
                                                float64_run))
                 say(f"  {variant_name:<13} {name:<10} train    {training[-1].status:<4} "
+                    f"{training[-1].seconds:5.1f}s")
+                release()
+                # the same run on 2 data-parallel workers (crosscheck/distributed.py's engines)
+                training.append(check_training_distributed(trainable[name], variant, weights,
+                                                           batches, float64_run, rebuild,
+                                                           device=device))
+                say(f"  {variant_name:<13} {name:<10} train x2 {training[-1].status:<4} "
                     f"{training[-1].seconds:5.1f}s")
         ran = sorted((name for name in outputs if outputs[name]), key=frameworks.index)
         pairs = [PairRun(a, b, layer_results(variant, outputs[a], outputs[b], tolerances,

@@ -1,4 +1,5 @@
-"""The worker side of the crosscheck's distributed check (``crosscheck/distributed.py``).
+"""The worker side of the crosscheck's data-parallel jobs: the distributed check's steps
+(``crosscheck/distributed.py``) and the 2-worker training parity (``crosscheck/parity.py``).
 
 Every worker builds the variant from the same canonical weights, takes its shard of the
 same batch, and runs ``steps`` data-parallel steps of each optimizer setting with
@@ -80,3 +81,27 @@ def run_steps(engine, job: dict) -> None:
                    **{f"g/{k}": g for k, g in engine.gradients(model, optimizer).items()}})
             if step in (1, steps):
                 save_checkpoint(out, engine.rank, name, step, engine.backend.export_weights(model))
+
+
+def run_parity(engine, job: dict) -> None:
+    """The training-parity run on this worker's shard of each batch, dropout off; rank 0
+    writes the loss of the whole batch before each step (the mean of the shards' means,
+    summed over the workers) to ``out/losses.json``."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    variant = job_variant(job["variant"])
+    arrays = load_file(job["arrays"])
+    weights = {k.removeprefix("w/"): v for k, v in arrays.items() if k.startswith("w/")}
+    off = {layer.name: 1.0 for layer in variant.layers if isinstance(layer, Dropout)}
+    model = engine.build(variant, weights)
+    optimizer = engine.make_optimizer(model, OptimizerSpec(**job["spec"]))
+    losses = []
+    for x, labels in zip(arrays["x"], arrays["labels"]):
+        loss, _ = engine.fit_step(model, optimizer, sharding.shard(x, engine.rank, engine.size),
+                                  sharding.shard(labels, engine.rank, engine.size), off)
+        losses.append(engine.sum_all([loss])[0] / engine.size)
+    if sharding.writes(engine.rank):
+        atomic_write_with(Path(job["out"]) / "losses.json",
+                          lambda tmp: tmp.write_text(json.dumps(losses)), overwrite=True)

@@ -2,9 +2,9 @@
 
 ``distributed/launch.py`` starts one per rank with the engine's environment. The job
 says what to run: ``"train"`` (``alexnet train --workers``: ``training.loop.train`` with
-this worker's engine) or ``"steps"`` (the crosscheck's distributed check,
-``distributed/steps.py``). A worker that fails prints the error and exits 1, which
-stops the whole run.
+this worker's engine), ``"steps"`` or ``"parity"`` (the crosscheck's distributed check
+and its 2-worker training parity, ``distributed/steps.py``). A worker that fails prints
+the error and exits 1, which stops the whole run.
 """
 
 from __future__ import annotations
@@ -19,12 +19,17 @@ def main(argv: list[str]) -> int:
     job = json.loads(Path(argv[0]).read_text())
     from impls.parallel import load_engine
 
-    engine = load_engine(job["framework"], job.get("device", "cpu"), exact=job["kind"] == "steps")
+    engine = load_engine(job["framework"], job.get("device", "cpu"),
+                         exact=job["kind"] in ("steps", "parity"))
     try:
         if job["kind"] == "steps":
             from distributed.steps import run_steps
 
             run_steps(engine, job)
+        elif job["kind"] == "parity":
+            from distributed.steps import run_parity
+
+            run_parity(engine, job)
         elif job["kind"] == "train":
             from training.loop import TrainConfig, train
 

@@ -133,6 +133,8 @@ CROSSCHECK_PARAM: dict[str, Share] = {
 #: sampled every 0.2 s, ``--variant paper --check forward,distributed``: TensorFlow 1,534,504
 #: kB, MXNet 768,752 kB, PyTorch 674,888 kB. The largest, with room, whatever the framework.
 DISTRIBUTED_WORKERS_BYTES = 1_700_000_000
+#: bytes per parameter of each worker of the 2-worker training parity (see its use)
+PARITY_WORKER_PARAM = 20
 #: crosscheck, a forward-only ONNX witness: bytes per parameter while it runs (its
 #: framework's model, the export, the onnxruntime session, a float64 layer's weights): its
 #: own phase, after the frameworks' checks (crosscheck/run.py runs the witnesses last). ``--framework onnx-pytorch``
@@ -329,7 +331,11 @@ def crosscheck_estimate(runs: Sequence[tuple[Variant, tuple[str, ...], bool]],
         for check in dict.fromkeys(("forward",) + tuple(checks)):
             if check == "train":  # fixed batches; the batch's forward results still held
                 fixed = (PARITY_ELEMENT.times(trainable) * elements * parity_images
-                         + PARITY_PARAM.times(trainable) * params)
+                         + PARITY_PARAM.times(trainable) * params
+                         # and the 2-worker run: each worker a model, its gradient and
+                         # momentum and the engine's buffers (~20 bytes a parameter, estimated
+                         # from PARITY_PARAM's one-framework share, not measured separately)
+                         + DISTRIBUTED_WORKERS_BYTES + 2 * PARITY_WORKER_PARAM * params)
                 per_element = CROSSCHECK_ELEMENT["forward"].times(trainable)
             else:
                 fixed = CROSSCHECK_PARAM[check].times(trainable) * params

@@ -1,6 +1,8 @@
 """The distributed check (crosscheck/distributed.py): each framework's data-parallel
 steps on 2 worker processes pass against the float64 whole-batch steps, and each classic
-data-parallel bug, planted in the workers, fails with its own explanation.
+data-parallel bug, planted in the workers, fails with its own explanation. The training
+parity on 2 workers (crosscheck/parity.py) follows the float64 run, and leaves it when
+the learning rate is scaled by the workers.
 
 A bug is planted in every worker process through a ``sitecustomize`` module on the
 workers' PYTHONPATH (the launcher passes this process's environment on): the workers run
@@ -9,6 +11,7 @@ the shipped code with one function replaced, as a port with that bug would.
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 
@@ -20,6 +23,7 @@ from common.weights import init_weights
 from common.inputs import crosscheck_batch
 from crosscheck.backward import gradient_inputs
 from crosscheck.distributed import check_distributed
+from crosscheck.parity import PARITY_STEPS, check_training_distributed, parity_batches, reference_run
 from crosscheck.step import STEPS
 from tests.conftest import FRAMEWORK_NAMES, backend_or_skip
 
@@ -133,3 +137,35 @@ def test_a_planted_data_parallel_bug_fails_with_its_explanation(framework, bug, 
     for other in ALL_WORDS:  # and no other bug is named
         if other != words:
             assert not re.search(other, run.cause), (other, run.cause)
+
+
+@functools.lru_cache(maxsize=None)
+def _parity_inputs():
+    variant = get_variant(VARIANT)
+    weights = init_weights(variant, 0)
+    batches = parity_batches(variant)
+    return variant, weights, batches, reference_run(variant, weights, batches)
+
+
+def _parity(framework: str):
+    variant, weights, batches, reference = _parity_inputs()
+    rebuild = {"name": VARIANT, "num_classes": variant.num_classes,
+               "input_shape": list(variant.input_shape), "narrow": False}
+    return check_training_distributed(backend_or_skip(framework), variant, weights, batches,
+                                      reference, rebuild, timeout=240)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
+def test_two_workers_train_along_the_float64_run(framework):
+    run = _parity(framework)
+    assert run.status == "pass", (run.error, run.rel_errors)
+    assert run.workers == 2 and len(run.losses) == PARITY_STEPS
+    assert 0 < run.worst_ratio <= 1
+
+
+@pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
+def test_a_learning_rate_scaled_by_the_workers_leaves_the_float64_run(framework, tmp_path, monkeypatch):
+    _plant(tmp_path, monkeypatch, framework, GENERIC["lr"][0])
+    run = _parity(framework)
+    assert run.status == "FAIL" and run.error is None, (run.error, run.rel_errors)
+    assert run.first_failure is not None and run.first_failure <= 3, run.rel_errors
