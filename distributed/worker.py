@@ -31,11 +31,10 @@ def main(argv: list[str]) -> int:
 
             run_parity(engine, job)
         elif job["kind"] == "train":
-            from training.loop import TrainConfig, train
+            from training.loop import TrainConfig, printer, train
 
             config = TrainConfig(**{**job["config"], **{k: Path(v) for k, v in job["paths"].items()}})
-            train(config, say=(lambda line: print(line, flush=True)) if engine.rank == 0
-                  else (lambda line: None), engine=engine)
+            train(config, say=printer(job.get("quiet", False)), engine=engine)  # rank 0 alone says
         else:
             raise ValueError(f"unknown job kind {job['kind']!r}")
     finally:

@@ -33,7 +33,10 @@ RUN_FILES = ("metrics.json", "metrics.csv", "curves.png")
 CHECKPOINT_PATTERN = re.compile(r"(weights|native|state)-epoch(\d+)\.")
 #: Settings a resumed run must share with the run it continues (only --epochs may change).
 RESUME_KEYS = ("framework", "variant", "dataset", "batch_size", "optimizer", "lr", "seed",
-               "augment", "subset")
+               "augment", "subset", "workers")
+#: the value of a setting a run's metrics.json may not record: single-process runs, and
+#: every run before ``--workers``, have no "workers"
+RESUME_DEFAULTS: dict[str, Any] = {"workers": 1}
 
 
 class RunDirError(ValueError):
@@ -101,6 +104,24 @@ def load_last(out: Path, info: dict[str, Any], variant: Variant, native_suffix: 
     """The last committed epoch of the run in ``out``: its history, weights, optimizer state."""
     from safetensors.numpy import load
 
+    history = committed(out, info)
+    weights_path, _, state_path = _paths(out, history[-1].epoch, native_suffix)
+    try:
+        state = load(state_path.read_bytes())
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise RunDirError(f"cannot resume: {state_path} is damaged ({exc})") from None
+    return Resumed(history, load_weights(weights_path, variant), state)
+
+
+def _setting(record: dict[str, Any], key: str) -> Any:
+    """``key``'s value in a run's settings, or what a run that did not record it had."""
+    return record.get(key, RESUME_DEFAULTS.get(key))
+
+
+def committed(out: Path, info: dict[str, Any]) -> list[EpochMetrics]:
+    """The epochs committed in ``out`` by a run of the same settings as ``info`` (at least
+    ``RESUME_KEYS``), whose last optimizer state is there: RunDirError if there are none.
+    Reads no checkpoint (``alexnet train --workers`` checks this before it launches)."""
     record = out / "metrics.json"
     if not record.is_file():
         raise RunDirError(f"nothing to resume in {out}: it has no metrics.json; "
@@ -110,19 +131,15 @@ def load_last(out: Path, info: dict[str, Any], variant: Variant, native_suffix: 
         config, history = saved["config"], [EpochMetrics.from_dict(e) for e in saved["epochs"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise RunDirError(f"{record} is not a metrics file this package wrote ({exc})") from None
-    differ = [f"{key} {config.get(key)!r} (now {info[key]!r})" for key in RESUME_KEYS
-              if config.get(key) != info[key]]
+    differ = [f"{key} {_setting(config, key)!r} (now {_setting(info, key)!r})"
+              for key in RESUME_KEYS if _setting(config, key) != _setting(info, key)]
     if differ:
         raise RunDirError(f"cannot resume the run in {out} with other settings: it was trained with "
                           f"{', '.join(differ)}")
     if not history:
         raise RunDirError(f"nothing to resume in {out}: no epoch was completed")
-    weights_path, _, state_path = _paths(out, history[-1].epoch, native_suffix)
+    state_path = _paths(out, history[-1].epoch, "")[2]  # the native suffix names no state file
     if not state_path.is_file():
         raise RunDirError(f"cannot resume: {state_path} (the optimizer state of epoch "
                           f"{history[-1].epoch}) is missing")
-    try:
-        state = load(state_path.read_bytes())
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise RunDirError(f"cannot resume: {state_path} is damaged ({exc})") from None
-    return Resumed(history, load_weights(weights_path, variant), state)
+    return history
