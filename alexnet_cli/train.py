@@ -51,6 +51,12 @@ def add_parser(subparsers) -> None:
                        help="continue the run in --out after its last completed epoch")
     group.add_argument("--force", action="store_true", help="overwrite a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no header line and no progress bar")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="train data-parallel in N processes on this machine, with the framework's "
+                        "own engine (PyTorch DDP over gloo, TensorFlow MultiWorkerMirroredStrategy, "
+                        "MXNet KVStore dist_sync): each takes 1/N of every batch, so --batch-size "
+                        "(the global batch) must be a multiple of N, and each epoch's last "
+                        "incomplete batch is dropped (default 1: one process, nothing dropped)")
     p.set_defaults(func=run_train)
 
     e = subparsers.add_parser(
@@ -66,27 +72,29 @@ def add_parser(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from training.loop import TrainConfig, train
+    from alexnet_cli.train_workers import run_workers, workers_estimate
+    from training.loop import TrainConfig, printer, train
 
     if args.resume and args.out is None:
         print("alexnet train: error: --resume needs --out, the directory of the run to continue",
               file=sys.stderr)
         return 2
-    refuse_if_too_big(train_estimate(args.variant, args.framework, args.dataset,
-                                     optimizer=args.optimizer, subset=args.subset,
-                                     checkpoints=args.out is not None,
-                                     activations_on_host=activations_on_host(args.device)),
-                      args.batch_size, f"--batch-size {args.batch_size}")
+    estimate = train_estimate(args.variant, args.framework, args.dataset,
+                              optimizer=args.optimizer, subset=args.subset,
+                              checkpoints=args.out is not None,
+                              activations_on_host=activations_on_host(args.device))
+    if args.workers > 1:  # N processes on this machine's memory
+        estimate = workers_estimate(estimate, args.framework, args.workers)
+    refuse_if_too_big(estimate, args.batch_size, f"--batch-size {args.batch_size}"
+                      + (f" over --workers {args.workers}" if args.workers > 1 else ""))
     config = TrainConfig(args.framework, args.variant, args.dataset, args.data_dir, args.epochs,
                          args.batch_size, args.optimizer, args.lr, args.seed, args.device,
                          args.out, args.force, args.resume, args.augment, args.subset,
                          progress=not args.quiet)
+    if args.workers > 1:
+        return run_workers(config, args.workers, args.quiet)
 
-    def say(line: str) -> None:
-        if not (args.quiet and not line.startswith("epoch")):
-            print(line, flush=True)
-
-    history = train(config, say=say)
+    history = train(config, say=printer(args.quiet))
     if args.out is not None:
         print(f"wrote {args.out}: checkpoints of epoch {history[-1].epoch if history else 0}, "
               f"metrics.json, metrics.csv, curves.png", file=sys.stderr)
