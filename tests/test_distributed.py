@@ -84,7 +84,8 @@ GENERIC = {
     """, r"checkpoints written by rank 1 as well as rank 0"),
 }
 SUM_WORDS = r"sum(med)? (over|of) the 2 workers.*not (averaged|their average)"
-ALL_WORDS = [SUM_WORDS] + [words for _, words in GENERIC.values()]
+ALONE_WORDS = r"not averaged over the workers: rank 1 steps on its own shard alone"
+ALL_WORDS = [SUM_WORDS, ALONE_WORDS] + [words for _, words in GENERIC.values()]
 
 
 def _inputs():
@@ -136,6 +137,24 @@ def test_a_planted_data_parallel_bug_fails_with_its_explanation(framework, bug, 
     assert run.cause and re.search(words, run.cause), (run.cause, run.evidence)
     for other in ALL_WORDS:  # and no other bug is named
         if other != words:
+            assert not re.search(other, run.cause), (other, run.cause)
+
+
+def test_replicas_that_never_average_are_named(tmp_path, monkeypatch):
+    """PyTorch's model left unwrapped by DDP: each worker steps on its own shard alone."""
+    _plant(tmp_path, monkeypatch, "pytorch", """
+        make = E.make_optimizer
+        def make_optimizer(self, model, spec):
+            optimizer = make(self, model, spec)
+            self._wrapped[id(model)] = self._wrapped[id(model)].module  # DDP's wrapper dropped
+            return optimizer
+        E.make_optimizer = make_optimizer
+    """)
+    run = _check("pytorch", optimizers={"sgd": OPTIMIZERS["sgd"]})
+    assert run.status == "FAIL" and run.error is None, run
+    assert run.cause and re.search(ALONE_WORDS, run.cause), (run.cause, run.evidence)
+    for other in ALL_WORDS:
+        if other != ALONE_WORDS:
             assert not re.search(other, run.cause), (other, run.cause)
 
 
