@@ -36,8 +36,11 @@ def workers_estimate(estimate: Estimate, framework: str, workers: int) -> Estima
     its scheduler and server, each a framework import (the server's copy of the parameters is
     small beside the workers')."""
     extra = 2 * TRAIN_BASE["mxnet"] if framework == "mxnet" else 0
-    return replace(estimate, phases=tuple(replace(phase, fixed=phase.fixed * workers + extra)
-                                          for phase in estimate.phases))
+    servers = " (and MXNet's scheduler and server)" if extra else ""
+    return replace(estimate, phases=tuple(
+        replace(phase, fixed=phase.fixed * workers + extra,
+                holds=f"{workers} workers, each with {phase.holds}{servers},")
+        for phase in estimate.phases))
 
 
 def job(config: TrainConfig, quiet: bool) -> dict:

@@ -6,8 +6,8 @@ prints and writes, ``--resume`` repeats an uninterrupted run, and bad input is r
 before any process starts (exit 2) or, when a worker fails, reported (exit 1).
 
 Each launch starts two processes that import the framework (MXNet four: its scheduler
-and server), which is most of each test's time: measured on 2 shared cores, 10-20 s
-per launch.
+and server), which is most of each test's time: measured on 2 shared cores, 6-10 s per
+launch when they were idle, up to 20 s when not; the file took 2 min 20 s to 4 min.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import pytest
 from safetensors.numpy import load_file
 
 from alexnet_cli.main import main
-from common.weights import init_weights
 from distributed.shard import writes
 from tests.conftest import FRAMEWORK_NAMES, backend_or_skip
-from training import loop
 from training.loop import TrainConfig, epoch_seed, train
 
 #: cifar-small has no dropout: two workers must then train as one process (the same
@@ -254,6 +252,20 @@ def test_resuming_with_other_workers_exits_2(tmp_path, capsys):
     assert main(args + ["--epochs", "2", "--resume", "--workers", "2"]) == 2
     assert "workers 1 (now 2)" in capsys.readouterr().err
     assert (tmp_path / "metrics.json").read_bytes() == before
+
+
+def test_memory_refusal_counts_the_workers(monkeypatch, capsys):
+    """N processes hold the framework, the parameters and the data N times, the global
+    batch's activations once: refused at a memory one process would fit in."""
+    from alexnet_cli.train_workers import workers_estimate
+    from footprint.estimate import train_estimate
+
+    one = train_estimate("cifar-small", "pytorch", "digits", optimizer="sgd")
+    two = workers_estimate(one, "pytorch", 2)
+    assert two.bytes_at(64) == 2 * one.phases[0].fixed + one.phases[0].per_image * 64
+    monkeypatch.setenv("ALEXNET_MEMORY_LIMIT", str((one.bytes_at(64) + two.bytes_at(64)) // 2))
+    assert main(BASE + ["--workers", "2"]) == 2
+    assert "--batch-size 64 over --workers 2 needs about" in capsys.readouterr().err
 
 
 def test_a_failed_worker_exits_1(framework, tmp_path, capfd, narrowed_workers, resume_start):
