@@ -47,7 +47,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def worker_env(framework: str, rank: int, workers: int, ports: list[int]) -> dict[str, str]:
-    """The variables ``framework``'s engine reads in worker ``rank`` of ``workers``."""
+    """The variables ``framework``'s engine reads in worker ``rank`` of ``workers``; ``ports``:
+    ``workers + 1`` free ports."""
     if framework == "pytorch":
         return {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(ports[0]), "RANK": str(rank),
                 "WORLD_SIZE": str(workers), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(workers)}
@@ -56,7 +57,11 @@ def worker_env(framework: str, rank: int, workers: int, ports: list[int]) -> dic
             "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports[:workers]]},
             "task": {"type": "worker", "index": rank}})}
     if framework == "mxnet":
-        return {**mxnet_env(workers, ports[0]), "DMLC_ROLE": "worker"}
+        # ps-lite numbers the workers by their listening ports, not by their start: each
+        # worker listens on the rank-th of the ascending ports, so that this rank (whose
+        # output is shown) is the engine's rank too
+        return {**mxnet_env(workers, ports[0]), "DMLC_ROLE": "worker",
+                "PORT": str(sorted(ports[1:workers + 1])[rank])}
     raise ValueError(f"no distributed engine for {framework!r}")
 
 
@@ -82,7 +87,7 @@ def launch(framework: str, workers: int, job: dict, *, timeout: float = DEFAULT_
     with tempfile.TemporaryDirectory(prefix="alexnet-launch-") as tmp:
         job_path = Path(tmp) / "job.json"
         job_path.write_text(json.dumps(job))
-        ports = free_ports(max(workers, 1))
+        ports = free_ports(workers + 1)  # MXNet: the scheduler's and each worker's
         base = {**os.environ, **(extra_env or {}), "PYTHONUNBUFFERED": "1",
                 # each worker gets its share of the cores: N processes of all-core thread
                 # pools on the same cores slow each other down many times over
