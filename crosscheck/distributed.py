@@ -161,6 +161,12 @@ def check_distributed(backend, variant: Variant, weights: Weights, x: np.ndarray
             if writers.is_dir() else []
         replicas = {(rank, name, step): _load(replica_path(out, name, step, rank))
                     for rank in range(workers) for name in run.settings for step in range(1, steps + 1)}
+    missing = [f"rank {rank} after step {step} of {name}" for (rank, name, step), (w, g)
+               in replicas.items() if not w or not g]
+    if missing:  # a worker that exited 0 without its results
+        run.error, run.status = f"no replica left by {', '.join(missing)}", "FAIL"
+        run.seconds = time.perf_counter() - start_time
+        return run
     causes, evidence = [], []
     limit = tol.gradient_rel_l2
     # the last rank first: rank 0 alone cannot tell "rank 0's shard everywhere" from "no average"

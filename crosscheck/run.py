@@ -337,8 +337,11 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
             rebuild = {"name": variant.name, "num_classes": variant.num_classes,
                        "input_shape": list(variant.input_shape), "narrow": stepped is not variant}
             for name in trainable:
-                distributed.append(check_distributed(trainable[name], stepped, step_weights, x,
-                                                     step_labels, rebuild, device=device))
+                distributed.append(guarded(
+                    trainable[name], stepped, "running the distributed check",
+                    lambda: check_distributed(trainable[name], stepped, step_weights, x,
+                                              step_labels, rebuild, device=device),
+                    lambda verdict: DistributedRun(name, FAIL, error=verdict.text)))
                 release()
                 say(f"  {variant_name:<13} {name:<10} distrib. {distributed[-1].status:<4} "
                     f"{distributed[-1].seconds:5.1f}s")
@@ -382,9 +385,11 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                     f"{training[-1].seconds:5.1f}s")
                 release()
                 # the same run on 2 data-parallel workers (crosscheck/distributed.py's engines)
-                training.append(check_training_distributed(trainable[name], variant, weights,
-                                                           batches, float64_run, rebuild,
-                                                           device=device))
+                training.append(guarded(
+                    trainable[name], variant, "running the 2-worker training",
+                    lambda: check_training_distributed(trainable[name], variant, weights, batches,
+                                                       float64_run, rebuild, device=device),
+                    lambda verdict: ParityRun(name, FAIL, 2, error=verdict.text)))
                 say(f"  {variant_name:<13} {name:<10} train x2 {training[-1].status:<4} "
                     f"{training[-1].seconds:5.1f}s")
         ran = sorted((name for name in outputs if outputs[name]), key=frameworks.index)

@@ -10,9 +10,16 @@ the error and exits 1, which stops the whole run.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
+
+
+#: frameworks whose finished workers exit without the interpreter's teardown (see the end).
+#: Not MXNet: ps-lite leaves the group in the KVStore's destructor, at teardown, and MXNet's
+#: scheduler and server wait for that (a worker that skipped it hung the run).
+HARD_EXIT = {"pytorch", "tensorflow"}
 
 
 def main(argv: list[str]) -> int:
@@ -44,9 +51,22 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main(sys.argv[1:]))
+        code = main(sys.argv[1:])
     except Exception as exc:  # noqa: BLE001 (the launcher shows it and stops the run)
-        if "--debug" in sys.argv or __import__("os").environ.get("ALEXNET_DEBUG"):
+        if "--debug" in sys.argv or os.environ.get("ALEXNET_DEBUG"):
             traceback.print_exc()
         print(f"worker error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        code = 1
+    # Everything is written (atomically) and the group is left: exit without the
+    # interpreter's teardown, where a framework's native threads still alive at exit once
+    # aborted a finished PyTorch worker ("terminate called without an active exception",
+    # exit -6, in CI under load) and failed the run it had completed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        framework = json.loads(Path(sys.argv[1]).read_text())["framework"]
+    except Exception:  # noqa: BLE001 (no job to read: the ordinary exit)
+        framework = None
+    if framework in HARD_EXIT:
+        os._exit(code)
+    sys.exit(code)

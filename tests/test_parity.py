@@ -90,6 +90,8 @@ def test_crosscheck_check_train_reports_every_framework(tmp_path):
                  "--device", "cpu", "--quiet", "--report", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "crosscheck.json").read_text())
     training = saved["variants"][0]["training"]
-    assert [t["framework"] for t in training] == ["pytorch", "mxnet", "tensorflow"]
+    # each framework in one process, then on 2 data-parallel workers (crosscheck/parity.py)
+    assert [(t["framework"], t["workers"]) for t in training] == [
+        (name, workers) for name in ("pytorch", "mxnet", "tensorflow") for workers in (1, 2)]
     assert all(t["status"] == "pass" and len(t["losses"]) == PARITY_STEPS for t in training)
     assert "training parity" in (tmp_path / "crosscheck.md").read_text()

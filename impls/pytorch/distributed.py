@@ -82,4 +82,5 @@ class Engine:
 
     def close(self) -> None:
         self._wrapped.clear()
+        dist.barrier()  # no collective of another rank still in flight when the group goes
         dist.destroy_process_group()
