@@ -303,6 +303,10 @@ case("crosscheck-num-classes-absurd", lambda t: CROSS + ["--num-classes", "10000
 case("crosscheck-batch-size-over-the-limit", lambda t: CROSS + ["--batch-size", "1000"],
      ("--batch-size 1000 needs about", "is available (ALEXNET_MEMORY_LIMIT=1G)") + FITS[2:],
      env={"ALEXNET_MEMORY_LIMIT": "1G"})
+# the distributed check's worker processes are counted: the forward check alone fits in 1500M
+case("crosscheck-distributed-workers-do-not-fit",
+     lambda t: CROSS[:-1] + ["forward,distributed"], ["needs about", "not even batch 1 fits"],
+     env={"ALEXNET_MEMORY_LIMIT": "1500M"})
 case("crosscheck-memory-limit-not-a-size", lambda t: CROSS, "ALEXNET_MEMORY_LIMIT='lots' is not a memory size",
      env={"ALEXNET_MEMORY_LIMIT": "lots"})
 
@@ -319,6 +323,13 @@ usage("train-unknown-dataset", lambda t: TRAIN + ["--dataset", "imagenet"], "inv
 usage("train-unknown-framework", lambda t: TRAIN + ["--framework", "caffe"], "invalid choice")
 usage("train-unknown-variant", lambda t: TRAIN + ["--variant", "nope"], "invalid choice")
 usage("train-resume-and-force", lambda t: TRAIN + ["--resume", "--force"], "not allowed with")
+for text in ("0", "-1", "two"):
+    usage(f"train-workers-{text}", lambda t, x=text: TRAIN + ["--workers", x], "expected a positive integer")
+# refused before any worker process starts (alexnet_cli/train_workers.py)
+case("train-workers-batch-does-not-split", lambda t: TRAIN + ["--batch-size", "3", "--workers", "2"],
+     "--batch-size 3 does not split evenly over --workers 2")
+case("train-workers-batch-over-the-images", lambda t: TRAIN + ["--batch-size", "16", "--workers", "2"],
+     ["more than the 8 training images", "drop an incomplete batch"])
 # a training batch never holds more than the training split: a limit makes all of it too much
 # (cifar-small's 1,348 digits in one batch: ~0.8 GiB if a broken estimate let it run)
 case("train-batch-size-absurd",
