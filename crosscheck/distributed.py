@@ -45,7 +45,7 @@ from crosscheck.step import (DEFAULT_STEP_TOLERANCES, STEPS, StepRow, StepTolera
                              probe_settings, weight_error)
 from crosscheck.step_causes import SEPARATION
 from distributed.launch import LaunchError, launch
-from distributed.steps import replica_path
+from distributed.steps import replica_path, save_job_arrays
 
 #: worker processes of the check (two processes on a CPU)
 WORKERS = 2
@@ -128,8 +128,6 @@ def check_distributed(backend, variant: Variant, weights: Weights, x: np.ndarray
                       timeout: float = TIMEOUT) -> DistributedRun:
     """Run and judge ``backend``'s framework's data-parallel steps (module docstring).
     ``registry``: how the workers rebuild ``variant`` (``distributed.steps.job_variant``)."""
-    from safetensors.numpy import save_file
-
     start_time = time.perf_counter()
     framework = backend.name
     run = DistributedRun(framework, "pass", workers)
@@ -142,9 +140,8 @@ def check_distributed(backend, variant: Variant, weights: Weights, x: np.ndarray
     expected = native(mean(shards))
     with tempfile.TemporaryDirectory(prefix="alexnet-distributed-") as tmp:
         out = Path(tmp)
-        save_file({**{f"w/{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()},
-                   "x": np.ascontiguousarray(x, dtype=np.float32),
-                   "labels": np.asarray(labels, dtype=np.int64)}, str(out / "arrays.safetensors"))
+        save_job_arrays(out / "arrays.safetensors", weights, x=np.asarray(x, np.float32),
+                        labels=np.asarray(labels, np.int64))
         try:
             # a launch per setting: MXNet's KVStore takes a Trainer's keys once per process
             for name, spec in run.settings.items():

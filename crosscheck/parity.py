@@ -194,21 +194,17 @@ def check_training_distributed(backend, variant: Variant, weights: Weights, batc
     from dataclasses import asdict
     from pathlib import Path
 
-    from safetensors.numpy import save_file
-
     from distributed.launch import LaunchError, launch
+    from distributed.steps import save_job_arrays
 
     start = time.perf_counter()
     run = ParityRun(backend.name, "pass", workers, reference=list(reference.losses),
                     tolerances=reference.tolerances(tol))
     with tempfile.TemporaryDirectory(prefix="alexnet-parity-") as tmp:
         out = Path(tmp)
-        save_file({**{f"w/{k}": np.ascontiguousarray(w, dtype=np.float32) for k, w in weights.items()},
-                   # C order: np.stack keeps its inputs' layout, and safetensors writes the
-                   # buffer as if it were C order (a transposed batch came back scrambled)
-                   "x": np.ascontiguousarray(np.stack([np.asarray(x, np.float32) for x, _ in batches])),
-                   "labels": np.ascontiguousarray(np.stack([np.asarray(y, np.int64) for _, y in batches]))},
-                  str(out / "arrays.safetensors"))
+        save_job_arrays(out / "arrays.safetensors", weights,
+                        x=np.stack([np.asarray(x, np.float32) for x, _ in batches]),
+                        labels=np.stack([np.asarray(y, np.int64) for _, y in batches]))
         try:
             launch(backend.name, workers, {
                 "kind": "parity", "framework": backend.name, "device": device, "variant": registry,

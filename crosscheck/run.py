@@ -35,6 +35,7 @@ from crosscheck.parity import (ParityRun, check_training, check_training_distrib
                               reference_run)
 from crosscheck.step import StepRun, check_steps
 from crosscheck.distributed import DistributedRun, check_distributed
+from distributed.steps import variant_spec
 from crosscheck.verdicts import Verdict, explain, guarded
 from impls.base import (FRAMEWORKS, WITNESSES, Backend, FrameworkUnavailable, is_forward_only,
                         is_installed, load_backend, select_device)
@@ -334,8 +335,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
                     f"{steps[-1].seconds:5.1f}s")
         distributed: list[DistributedRun] = []
         if "distributed" in checks and trainable:  # worker processes: this one only waits
-            rebuild = {"name": variant.name, "num_classes": variant.num_classes,
-                       "input_shape": list(variant.input_shape), "narrow": stepped is not variant}
+            rebuild = variant_spec(variant, narrowed=stepped is not variant)
             for name in trainable:
                 distributed.append(guarded(
                     trainable[name], stepped, "running the distributed check",
@@ -376,8 +376,7 @@ def run_crosscheck(variants: "list[str] | list[tuple[Variant, tuple[str, ...]]]"
             float64_run = reference_run(variant, weights, batches)
             say(f"  {variant_name:<13} float64    train    {time.perf_counter() - start:5.1f}s"
                 "  (twice: the second from nudged weights sets the noise envelope)")
-            rebuild = {"name": variant.name, "num_classes": variant.num_classes,
-                       "input_shape": list(variant.input_shape), "narrow": False}
+            rebuild = variant_spec(variant, narrowed=False)
             for name in (n for n in frameworks if n in trainable):
                 training.append(check_training(trainable[name], variant, weights, batches,
                                                float64_run))

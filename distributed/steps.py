@@ -33,6 +33,37 @@ def job_variant(spec: dict) -> Variant:
     return narrow(variant) if spec["narrow"] else variant
 
 
+def variant_spec(variant: Variant, narrowed: bool) -> dict:
+    """How a job names ``variant`` (``job_variant``'s input); ``narrowed``: it is the
+    registry's variant narrowed (``crosscheck/narrow.py``)."""
+    return {"name": variant.name, "num_classes": variant.num_classes,
+            "input_shape": list(variant.input_shape), "narrow": narrowed}
+
+
+def save_job_arrays(path: Path, weights: Weights, **arrays: np.ndarray) -> None:
+    """A job's canonical ``weights`` (float32) and other ``arrays``, C order: safetensors
+    writes a buffer as if it were C order (a transposed batch from np.stack came back
+    scrambled)."""
+    from safetensors.numpy import save_file
+
+    save_file({**{f"w/{k}": np.ascontiguousarray(w, dtype=np.float32) for k, w in weights.items()},
+               **{k: np.ascontiguousarray(a) for k, a in arrays.items()}}, str(path))
+
+
+def load_job_arrays(path: str) -> tuple[Weights, dict[str, np.ndarray]]:
+    """(weights, the other arrays) that ``save_job_arrays`` wrote."""
+    from safetensors.numpy import load_file
+
+    arrays = load_file(path)
+    return ({k.removeprefix("w/"): v for k, v in arrays.items() if k.startswith("w/")},
+            {k: v for k, v in arrays.items() if not k.startswith("w/")})
+
+
+def _dropout_off(variant: Variant) -> dict[str, float]:
+    """Each Dropout replaced by a factor of one: train mode, nothing dropped."""
+    return {layer.name: 1.0 for layer in variant.layers if isinstance(layer, Dropout)}
+
+
 def replica_path(out: Path, setting: str, step: int, rank: int) -> Path:
     """Where rank ``rank`` leaves its replica's weights (``w/``) and the gradient it applied
     (``g/``) after ``step``: each rank its own file."""
@@ -59,13 +90,10 @@ def save_checkpoint(out: Path, rank: int, setting: str, step: int, weights: Weig
 
 
 def run_steps(engine, job: dict) -> None:
-    from safetensors.numpy import load_file
-
     variant = job_variant(job["variant"])
-    arrays = load_file(job["arrays"])
-    weights = {k.removeprefix("w/"): v for k, v in arrays.items() if k.startswith("w/")}
+    weights, arrays = load_job_arrays(job["arrays"])
     x, labels, steps, out = arrays["x"], arrays["labels"], job["steps"], Path(job["out"])
-    off = {layer.name: 1.0 for layer in variant.layers if isinstance(layer, Dropout)}
+    off = _dropout_off(variant)
     local_x = sharding.shard(x, engine.rank, engine.size)
     engine.report = True
     for name, fields in job["settings"].items():
@@ -89,12 +117,9 @@ def run_parity(engine, job: dict) -> None:
     summed over the workers) to ``out/losses.json``."""
     import json
 
-    from safetensors.numpy import load_file
-
     variant = job_variant(job["variant"])
-    arrays = load_file(job["arrays"])
-    weights = {k.removeprefix("w/"): v for k, v in arrays.items() if k.startswith("w/")}
-    off = {layer.name: 1.0 for layer in variant.layers if isinstance(layer, Dropout)}
+    weights, arrays = load_job_arrays(job["arrays"])
+    off = _dropout_off(variant)
     model = engine.build(variant, weights)
     optimizer = engine.make_optimizer(model, OptimizerSpec(**job["spec"]))
     losses = []

@@ -25,6 +25,7 @@ from crosscheck.backward import gradient_inputs
 from crosscheck.distributed import check_distributed
 from crosscheck.parity import PARITY_STEPS, check_training_distributed, parity_batches, reference_run
 from crosscheck.step import STEPS
+from distributed.steps import variant_spec
 from tests.conftest import FRAMEWORK_NAMES, backend_or_skip
 
 VARIANT = "cifar-small"
@@ -97,8 +98,7 @@ def _inputs():
 
 def _check(framework: str, **kwargs):
     variant, weights, x, labels = _inputs()
-    rebuild = {"name": VARIANT, "num_classes": variant.num_classes,
-               "input_shape": list(variant.input_shape), "narrow": False}
+    rebuild = variant_spec(variant, narrowed=False)
     return check_distributed(backend_or_skip(framework), variant, weights, x, labels, rebuild,
                              timeout=240, **kwargs)
 
@@ -174,8 +174,7 @@ def _parity_inputs():
 
 def _parity(framework: str):
     variant, weights, batches, reference = _parity_inputs()
-    rebuild = {"name": VARIANT, "num_classes": variant.num_classes,
-               "input_shape": list(variant.input_shape), "narrow": False}
+    rebuild = variant_spec(variant, narrowed=False)
     return check_training_distributed(backend_or_skip(framework), variant, weights, batches,
                                       reference, rebuild, timeout=240)
 
