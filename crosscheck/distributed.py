@@ -45,7 +45,7 @@ from crosscheck.step import (DEFAULT_STEP_TOLERANCES, STEPS, StepRow, StepTolera
                              probe_settings, weight_error)
 from crosscheck.step_causes import SEPARATION
 from distributed.launch import LaunchError, launch
-from distributed.steps import replica_path, save_job_arrays
+from distributed.steps import load_replica, save_job_arrays
 
 #: worker processes of the check (two processes on a CPU)
 WORKERS = 2
@@ -77,6 +77,16 @@ class DistributedRun:
         rows = [r for r in self.rows if r.optimizer == optimizer and r.step == step]
         return (max((r.eps_units for r in rows), default=float("nan")),
                 max((r.update_rel_l2 for r in rows), default=float("nan")))
+
+
+def even_batch(x: np.ndarray, labels: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """The crosscheck batch cut to equal shards: seeded images wait, the photograph (the
+    batch's last image, the one a real input looks like) stays."""
+    extra = len(x) % workers
+    if len(x) - extra < workers:
+        raise ValueError(f"{len(x)} images do not give each of {workers} workers one")
+    keep = np.r_[0:len(x) - extra - 1, len(x) - 1] if extra else np.arange(len(x))
+    return x[keep], labels[keep]
 
 
 def shard_gradients(variant: Variant, weights: Weights, x: np.ndarray, labels: np.ndarray,
@@ -131,8 +141,7 @@ def check_distributed(backend, variant: Variant, weights: Weights, x: np.ndarray
     start_time = time.perf_counter()
     framework = backend.name
     run = DistributedRun(framework, "pass", workers)
-    if len(x) % workers:  # equal shards: the batch's last images wait
-        x, labels = x[:len(x) - len(x) % workers], labels[:len(labels) - len(labels) % workers]
+    x, labels = even_batch(x, labels, workers)
     shards = shard_gradients(variant, weights, x, labels, workers)
     run.settings = probe_settings(optimizers or OPTIMIZERS, weights, mean(shards))
     model = backend.build(variant, weights)
@@ -156,7 +165,7 @@ def check_distributed(backend, variant: Variant, weights: Weights, x: np.ndarray
         writers = out / "writers"
         run.writers = sorted(int(p.name.removeprefix("rank")) for p in writers.iterdir()) \
             if writers.is_dir() else []
-        replicas = {(rank, name, step): _load(replica_path(out, name, step, rank))
+        replicas = {(rank, name, step): load_replica(out, name, step, rank)
                     for rank in range(workers) for name in run.settings for step in range(1, steps + 1)}
     missing = [f"rank {rank} after step {step} of {name}" for (rank, name, step), (w, g)
                in replicas.items() if not w or not g]
@@ -233,11 +242,3 @@ def _evidence(what: str, tried: list[tuple[float, str]], correct: float) -> str:
     listed = "; ".join(f"{words.split(' (')[0].split(':')[0]}: {error:.3g}" for error, words in sorted(tried))
     return f"{what} from each hypothesis's float64 step: {listed}; from the correct step: {correct:.3g}"
 
-
-def _load(path: Path) -> tuple[Weights, Weights]:
-    """(weights, gradients) a worker left; empty where it left none."""
-    from safetensors.numpy import load_file
-
-    arrays = load_file(str(path)) if path.exists() else {}
-    return ({k[2:]: v for k, v in arrays.items() if k.startswith("w/")},
-            {k[2:]: v for k, v in arrays.items() if k.startswith("g/")})

@@ -70,6 +70,17 @@ def replica_path(out: Path, setting: str, step: int, rank: int) -> Path:
     return out / "replicas" / f"{setting}-step{step}-rank{rank}.safetensors"
 
 
+def load_replica(out: Path, setting: str, step: int, rank: int) -> tuple[Weights, Weights]:
+    """(weights, gradient) rank ``rank`` left after ``step`` (``replica_path``); empty
+    where it left none."""
+    from safetensors.numpy import load_file
+
+    path = replica_path(out, setting, step, rank)
+    arrays = load_file(str(path)) if path.exists() else {}
+    return ({k[2:]: v for k, v in arrays.items() if k.startswith("w/")},
+            {k[2:]: v for k, v in arrays.items() if k.startswith("g/")})
+
+
 def _save(path: Path, weights: Weights) -> None:
     from safetensors.numpy import save_file
 

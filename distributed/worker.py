@@ -22,8 +22,12 @@ from pathlib import Path
 HARD_EXIT = {"pytorch", "tensorflow"}
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[0]).read_text())
+def read_job(argv: list[str]) -> dict:
+    """The job file named on the command line."""
+    return json.loads(Path(argv[0]).read_text())
+
+
+def main(job: dict) -> int:
     from impls.parallel import load_engine
 
     engine = load_engine(job["framework"], job.get("device", "cpu"),
@@ -50,8 +54,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    job: dict = {}
     try:
-        code = main(sys.argv[1:])
+        job = read_job(sys.argv[1:])
+        code = main(job)
     except Exception as exc:  # noqa: BLE001 (the launcher shows it and stops the run)
         if "--debug" in sys.argv or os.environ.get("ALEXNET_DEBUG"):
             traceback.print_exc()
@@ -63,10 +69,6 @@ if __name__ == "__main__":
     # exit -6, in CI under load) and failed the run it had completed.
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        framework = json.loads(Path(sys.argv[1]).read_text())["framework"]
-    except Exception:  # noqa: BLE001 (no job to read: the ordinary exit)
-        framework = None
-    if framework in HARD_EXIT:
+    if job.get("framework") in HARD_EXIT:  # no job read: the ordinary exit
         os._exit(code)
     sys.exit(code)

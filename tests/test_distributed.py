@@ -1,8 +1,9 @@
 """The distributed check (crosscheck/distributed.py): each framework's data-parallel
 steps on 2 worker processes pass against the float64 whole-batch steps, and each classic
 data-parallel bug, planted in the workers, fails with its own explanation. The training
-parity on 2 workers (crosscheck/parity.py) follows the float64 run, and leaves it when
-the learning rate is scaled by the workers.
+parity on 2 workers (crosscheck/parity.py) leaves the float64 run when the learning rate
+is scaled by the workers (that it follows it otherwise is tests/test_parity.py's
+``--check train`` report test, which runs it in each framework).
 
 A bug is planted in every worker process through a ``sitecustomize`` module on the
 workers' PYTHONPATH (the launcher passes this process's environment on): the workers run
@@ -15,6 +16,7 @@ import functools
 import re
 import textwrap
 
+import numpy as np
 import pytest
 
 from common.optim import OPTIMIZERS
@@ -22,8 +24,8 @@ from common.variants import get_variant
 from common.weights import init_weights
 from common.inputs import crosscheck_batch
 from crosscheck.backward import gradient_inputs
-from crosscheck.distributed import check_distributed
-from crosscheck.parity import PARITY_STEPS, check_training_distributed, parity_batches, reference_run
+from crosscheck.distributed import check_distributed, even_batch
+from crosscheck.parity import check_training_distributed, parity_batches, reference_run
 from crosscheck.step import STEPS
 from distributed.steps import variant_spec
 from tests.conftest import FRAMEWORK_NAMES, backend_or_skip
@@ -179,17 +181,22 @@ def _parity(framework: str):
                                       reference, rebuild, timeout=240)
 
 
-@pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
-def test_two_workers_train_along_the_float64_run(framework):
-    run = _parity(framework)
-    assert run.status == "pass", (run.error, run.rel_errors)
-    assert run.workers == 2 and len(run.losses) == PARITY_STEPS
-    assert 0 < run.worst_ratio <= 1
-
-
+# the 2-worker parity passing in each framework: tests/test_parity.py's --check train report
 @pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
 def test_a_learning_rate_scaled_by_the_workers_leaves_the_float64_run(framework, tmp_path, monkeypatch):
     _plant(tmp_path, monkeypatch, framework, GENERIC["lr"][0])
     run = _parity(framework)
     assert run.status == "FAIL" and run.error is None, (run.error, run.rel_errors)
     assert run.first_failure is not None and run.first_failure <= 3, run.rel_errors
+
+
+def test_an_odd_batch_keeps_the_photograph():
+    """Equal shards drop seeded images, never the batch's last image (the photograph)."""
+    variant = get_variant(VARIANT)
+    x = crosscheck_batch(variant, batch_size=4, seed=0)  # 5 images: one must wait
+    labels = np.arange(len(x))
+    kept, kept_labels = even_batch(x, labels, 2)
+    assert len(kept) == 4 and np.array_equal(kept[-1], x[-1]) and kept_labels.tolist() == [0, 1, 2, 4]
+    assert even_batch(x[:4], labels[:4], 2)[1].tolist() == [0, 1, 2, 3]  # even: all of it
+    with pytest.raises(ValueError, match="do not give each of 2 workers one"):
+        even_batch(x[:1], labels[:1], 2)
