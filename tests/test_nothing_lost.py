@@ -25,8 +25,14 @@ from tests.conftest import backend_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: a child that rewrites one weights file forever, alternating two weight sets
+#: a child that rewrites one weights file forever, alternating two weight sets. Its SIGINT
+#: raises KeyboardInterrupt whatever it inherits: a child that ignored it (a disposition or a
+#: blocked mask left by a library in this test process) would never stop; CI saw one of its
+#: children still running 60 s after the SIGINT (the clean-clone run of 7b67273).
 REWRITER = """
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 import sys
 from common.variants import get_variant
 from common.weights import init_weights, save_weights
@@ -53,7 +59,7 @@ def test_a_write_killed_at_a_random_point_leaves_the_old_or_the_new_file(tmp_pat
         assert child.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.6))  # some writes done, one in flight
         child.send_signal(sig)
-        child.wait(timeout=60)
+        _wait_or_explain(child)
         loaded = load_weights(target, variant)  # complete and valid, never half-written
         assert any(all(np.array_equal(loaded[k], s[k]) for k in s) for s in sets), trial
     leftovers = [p.name for p in tmp_path.iterdir() if p != target]
@@ -61,6 +67,19 @@ def test_a_write_killed_at_a_random_point_leaves_the_old_or_the_new_file(tmp_pat
         assert leftovers == []
     else:  # SIGKILL cannot be handled: a hidden temporary may stay; it is never read
         assert all(name.startswith(".") and name.endswith(".tmp") for name in leftovers)
+
+
+def _wait_or_explain(child: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait for a signalled child; one still running fails with its signal state."""
+    try:
+        child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        status = Path(f"/proc/{child.pid}/status")
+        state = [line.strip() for line in status.read_text().splitlines()
+                 if line.startswith(("State", "Sig", "Shd"))] if status.exists() else []
+        child.kill()
+        child.wait()
+        pytest.fail(f"the child outlived its signal by {timeout} s: {state}")
 
 
 def test_a_writer_that_fails_halfway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
