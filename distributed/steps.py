@@ -55,8 +55,13 @@ def load_job_arrays(path: str) -> tuple[Weights, dict[str, np.ndarray]]:
     from safetensors.numpy import load_file
 
     arrays = load_file(path)
-    return ({k.removeprefix("w/"): v for k, v in arrays.items() if k.startswith("w/")},
-            {k: v for k, v in arrays.items() if not k.startswith("w/")})
+    return _saved_under(arrays, "w/"), {k: v for k, v in arrays.items() if not k.startswith("w/")}
+
+
+def _saved_under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The arrays a job file or a replica holds under ``prefix`` (``w/`` weights, ``g/``
+    gradients), by their own names."""
+    return {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def _dropout_off(variant: Variant) -> dict[str, float]:
@@ -77,8 +82,7 @@ def load_replica(out: Path, setting: str, step: int, rank: int) -> tuple[Weights
 
     path = replica_path(out, setting, step, rank)
     arrays = load_file(str(path)) if path.exists() else {}
-    return ({k[2:]: v for k, v in arrays.items() if k.startswith("w/")},
-            {k[2:]: v for k, v in arrays.items() if k.startswith("g/")})
+    return _saved_under(arrays, "w/"), _saved_under(arrays, "g/")
 
 
 def _save(path: Path, weights: Weights) -> None:
