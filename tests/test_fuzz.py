@@ -124,41 +124,53 @@ def unexplained_failures(backend, variant, weights, x, labels, masks, ref, run) 
             if own is None or not within_float32(own, expected, magnitude):
                 seeded_rows.append(None)  # the loss gradient itself is off: no excuse
             else:
-                seeded_rows.extend(compare_chains(variant, run_chain(
-                    backend, model, variant, x, labels, scales, loss_grad=expected), ref, x,
-                    DEFAULT_GRADIENT_TOLERANCES, isolated=False))
-        return any(r is not None and r.passed and (r.layer, r.what) == (row.layer, row.what)
+                seeded = run_chain(backend, model, variant, x, labels, scales, loss_grad=expected)
+                chains["seeded"] = seeded
+                seeded_rows.extend(compare_chains(variant, seeded, ref, x,
+                                                  DEFAULT_GRADIENT_TOLERANCES, isolated=False))
+        return any(r is not None and (r.layer, r.what) == (row.layer, row.what)
+                   and (r.passed or sum_within_float32(chains["seeded"], row))
                    for r in seeded_rows)
 
+    def sum_within_float32(got, row) -> bool:
+        """A conv or dense layer's gradient in ``got`` within float32 of the sums behind it
+        (``gradient_magnitudes``): a bias gradient, the sum of the images' dL/dout, can
+        cancel to 1e-6 of its terms, and float32's rounding of the terms alone is then 2%
+        of it (the fuzzer, MXNet: logits' dL/dbias 4.8e-7 from +-0.245)."""
+        info, what = infos[row.layer], row.what.removeprefix("own ")
+        if not isinstance(info.layer, (Conv2d, Dense)) or what == "out":
+            return False
+        index = names.index(row.layer)
+        layer_in = x.astype(np.float64) if index == 0 else ref.outputs[names[index - 1]]
+        scale = gradient_magnitudes(info, layer_in, ref.output_grads[row.layer], weights)[what]
+        value = (got.input_grads.get(row.layer) if what == "dL/din" else
+                 got.param_grads.get(f"{row.layer}.{what[4:]}"))
+        expected = (ref.input_grads[row.layer] if what == "dL/din" else
+                    ref.param_grads[f"{row.layer}.{what[4:]}"])
+        return value is not None and within_float32(np.asarray(value), expected, scale)
+
     unexplained = []
-    for row in failed:
+    # the layer-isolated rows first: an end-to-end row is excused only where none of them
+    # is left unexplained (a row that is float32 noise is not a bug below it)
+    for row in sorted(failed, key=lambda r: r not in run.isolated):
         isolated = row in run.isolated
         what = row.what.removeprefix("own ")
         if isolated not in chains:
             chains[isolated] = run_chain(backend, model, variant, x, labels, scales,
                                          isolate_on=ref if isolated else None)
         got = chains[isolated]
-        info = infos[row.layer]
-        index = names.index(row.layer)
-        layer_in = x.astype(np.float64) if index == 0 else ref.outputs[names[index - 1]]
         if what == "out" and row.layer in got.outputs:
             if within_float32(got.outputs[row.layer], ref.outputs[row.layer], train[row.layer]):
                 continue
-        elif isolated and isinstance(info.layer, (Conv2d, Dense)):
-            scale = gradient_magnitudes(info, layer_in, ref.output_grads[row.layer], weights)[what]
-            value = (got.input_grads.get(row.layer) if what == "dL/din" else
-                     got.param_grads.get(f"{row.layer}.{what[4:]}"))
-            expected = (ref.input_grads[row.layer] if what == "dL/din" else
-                        ref.param_grads[f"{row.layer}.{what[4:]}"])
-            if value is not None and within_float32(np.asarray(value), expected, scale):
-                continue
-        elif not isolated and what != "out" and not any(not r.passed for r in run.isolated):
+        elif isolated and sum_within_float32(got, row):
+            continue
+        elif not isolated and what != "out" and not any(u[3] for u in unexplained):
             if near_ties:
                 continue  # a max-pool winner that float32 and float64 pick differently
             if row_passes_from_reference_loss_grad(row):
                 continue  # the loss gradient's own float32 error, carried down
-        unexplained.append((row.layer, row.what, row.error))
-    return unexplained
+        unexplained.append((row.layer, row.what, row.error, isolated))
+    return [u[:3] for u in unexplained]
 
 
 def pool_near_ties(variant: Variant, x: np.ndarray, outputs: dict[str, np.ndarray]) -> bool:
@@ -266,14 +278,44 @@ def cancelling_sums():
               Flatten("flatten"), Dense("fc0", 2), ReLU("fc_relu0"), Dense("logits", 2))
     return [(Variant("narrow-dense", narrow, (2, 25, 8), 2, "fuzz regression"), 0),
             (Variant("bias-grad", bias, (2, 7, 7), 2, "fuzz regression"), 2),
-            (Variant("padded-1x1", padded, (1, 7, 7), 2, "fuzz regression"), 0)]
+            (Variant("padded-1x1", padded, (1, 7, 7), 2, "fuzz regression"), 0),
+            (cancelled_bias_end_to_end(), 0)]
+
+
+def cancelled_bias_end_to_end():
+    """Found by the fuzzer (MXNet, the clean-clone CI of 4ea5c47): logits' dL/dbias is
+    4.8e-7, the sum of +-0.245 over the two images. Layer-isolated, float32's rounding of
+    those terms alone is 2% of it; end to end, MXNet's own dL/dlogits (3.6e-7 from float64,
+    7e-7 of p + onehot) made it 147% off. Both are float32 noise of the sums behind them."""
+    from common.spec import Dense, Flatten, ReLU
+    layers = (Conv2d("conv1", 1, 1, stride=3, padding=(1, 1, 1, 1)), ReLU("relu1"),
+              Flatten("flatten"), Dense("logits", 2))
+    return Variant("cancelled-bias", layers, (1, 22, 12), 2, "fuzz regression")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORK_NAMES)
-@pytest.mark.parametrize("index", range(3), ids=["narrow-dense", "bias-grad", "padded-1x1"])
+@pytest.mark.parametrize("index", range(4), ids=["narrow-dense", "bias-grad", "padded-1x1",
+                                                 "cancelled-bias"])
 def test_cancelling_sums_are_float32_noise(framework, index):
     variant, seed = cancelling_sums()[index]
     check_variant(backend_or_skip(framework), variant, seed)
+
+
+@pytest.mark.parametrize("where", ["logits weight", "conv1 weight"])
+def test_a_cancelled_bias_does_not_hide_a_planted_gradient_bug(monkeypatch, where):
+    """On the cancelled-bias network, where MXNet's end-to-end rows are excused as float32
+    noise, a 1% error planted in a weight gradient still fails ``check_variant``."""
+    backend = backend_or_skip("mxnet")
+    layer = where.split()[0]
+    vjp_layer = backend.vjp_layer
+
+    def planted(model, name, *args):
+        g, grads = vjp_layer(model, name, *args)
+        return (g, {k: v * 1.01 if k.endswith("weight") else v for k, v in grads.items()}) \
+            if name == layer else (g, grads)
+    monkeypatch.setattr(backend, "vjp_layer", planted)
+    with pytest.raises(AssertionError, match=f"backward.*{layer}"):
+        check_variant(backend, cancelled_bias_end_to_end(), seed=0)
 
 
 def pool_near_tie():
